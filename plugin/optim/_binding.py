@@ -1,0 +1,264 @@
+"""The generic scheduler base: a schedule bound to one key of an optimizer's param groups.
+
+A scheduler here owns bookkeeping only (the step counter, the targeted groups, the
+state dict); the numbers come from a ``wse.schedules`` value built from the
+constructor's arguments. It is stepped once per optimizer step, and construction
+performs the first step, so the value in the param groups at iteration ``i`` is the
+schedule at step ``i``.
+
+Two ways of writing the value:
+
+* host values (default): a Python float per step, which any ``torch.optim`` optimizer
+  accepts;
+* tensor values (``enable_tensor_values()``): one 0-d tensor per targeted group,
+  updated in place from a step tensor, so that a compiled optimizer step that reads the
+  value sees the same tensor every step and is never recompiled.
+"""
+from __future__ import annotations
+
+import inspect
+import warnings
+from abc import ABC, abstractmethod
+from typing import List, Optional
+
+import torch
+
+from ..schedules import Schedule
+from ._tags import TagSpec, group_matches, normalise_group_tags, normalise_scheduler_tags
+
+# Attributes that are bookkeeping, not arguments that define the schedule.
+_NOT_HYPERPARAMETERS = frozenset({"self", "optimizer", "schedulers", "scheduler", "last_epoch", "param_group_tags"})
+
+
+class Scheduler(torch.optim.lr_scheduler.LRScheduler, ABC):
+    """Generic scheduler for any param-group value.
+
+    Args:
+        optimizer: the optimizer to schedule (any ``torch.optim.Optimizer``).
+        total_iters: number of steps the schedule spans (meaning depends on the subclass).
+        last_epoch: the step before the first one; ``-1`` starts at step 0.
+        param_group_tags: a tag or list of tags; only groups whose ``tags`` intersect it
+            are scheduled. ``None`` in the list targets untagged groups.
+    """
+
+    # How the generic argument names read in this family (LR classes rename them).
+    _public_names: dict = {}
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        total_iters: Optional[int],
+        last_epoch: int = -1,
+        param_group_tags: TagSpec = None,
+    ):
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(
+                f"{type(self).__name__} needs a torch.optim.Optimizer, got {type(optimizer).__name__}."
+            )
+        if isinstance(last_epoch, bool) or not isinstance(last_epoch, int) or last_epoch < -1:
+            raise ValueError(f"{type(self).__name__}: `last_epoch` must be an integer >= -1, got {last_epoch!r}.")
+        self.optimizer = optimizer
+        self.total_iters = total_iters
+        self.param_group_tags = normalise_scheduler_tags(param_group_tags, type(self).__name__)
+        self._validate_tags_apply()
+        self._schedule = self._build_schedule()
+        self._step_tensor = None
+        self._value_tensors = None
+        self._get_called_within_step = False
+        self._last_value = [group.get(self.param_group_key) for group in optimizer.param_groups]
+        self.last_epoch = last_epoch
+        self._step_count = 0
+        self._check_children()
+        self.step()
+
+    def __setattr__(self, name, value):
+        # A changed hyperparameter changes the schedule: rebuild it on next use.
+        super().__setattr__(name, value)
+        if not name.startswith("_") and name not in ("last_epoch", "optimizer") and "_schedule" in self.__dict__:
+            super().__setattr__("_schedule", None)
+
+    # -- what subclasses provide ------------------------------------------------------
+
+    @property
+    @abstractmethod
+    def param_group_key(self) -> str:
+        """The param-group key this scheduler writes, e.g. ``"lr"`` or ``"weight_decay"``."""
+
+    @abstractmethod
+    def _build_schedule(self) -> Schedule:
+        """The ``wse.schedules`` value defined by this scheduler's arguments."""
+
+    def _check_children(self) -> None:
+        """Composite schedulers validate their children here."""
+
+    def _chain_divisor(self):
+        """The value this scheduler is divided by when chained as a relative factor."""
+        return getattr(self, "initial_val", None)
+
+    def _require(self, check, **values) -> None:
+        """Run a validation with the argument names the user wrote."""
+        check(type(self).__name__, **{self._public_names.get(k, k): v for k, v in values.items()})
+
+    # -- the schedule -----------------------------------------------------------------
+
+    @property
+    def schedule(self) -> Schedule:
+        """The closed form this scheduler follows (a pure function of the step)."""
+        if self._schedule is None:
+            self._schedule = self._build_schedule()
+        return self._schedule
+
+    def _get_closed_form(self):
+        """The value at ``last_epoch`` (a tensor in tensor mode, else a float)."""
+        if self._step_tensor is not None:
+            return self.schedule(self._step_tensor)
+        return self.schedule(self.last_epoch)
+
+    def _should_apply_to_param_group(self, param_group: dict) -> bool:
+        return group_matches(self.param_group_tags, param_group)
+
+    def _validate_tags_apply(self) -> None:
+        groups = self.optimizer.param_groups
+        if any(self._should_apply_to_param_group(group) for group in groups):
+            return
+        available = set()
+        for group in groups:
+            available |= normalise_group_tags(group.get("tags"))
+        raise ValueError(
+            f"{type(self).__name__} was created with `param_group_tags` {self.param_group_tags} but no "
+            f"param group of the optimizer carries any of them. Available tags: {available} "
+            f"(None means untagged groups). Fix the tags or set `tags` on the param groups."
+        )
+
+    def _group_scales(self) -> List[Optional[float]]:
+        """Per group: None if not targeted, else the factor applied to the schedule value."""
+        return [1.0 if self._should_apply_to_param_group(group) else None for group in self.optimizer.param_groups]
+
+    # -- stepping ---------------------------------------------------------------------
+
+    def get(self):
+        """The values for every param group at ``last_epoch`` (None where not targeted)."""
+        if not self._get_called_within_step:
+            warnings.warn("To get the last value computed by the scheduler, please use `get_last_value()`.")
+        value = self._get_closed_form()
+        return [None if scale is None else (value if scale == 1.0 else value * scale) for scale in self._group_scales()]
+
+    def increment_last_epoch(self) -> None:
+        """Increments the last epoch by 1."""
+        self.last_epoch += 1
+        if self._step_tensor is not None:
+            self._step_tensor.add_(1)
+
+    def step(self, *args, **kwargs) -> None:
+        """Advance one optimizer step and write the new value into the param groups."""
+        self.increment_last_epoch()
+        self._step_count += 1
+        self.update_last_value()
+
+    def update_last_value(self) -> None:
+        """Compute the value at ``last_epoch`` and write it into the targeted groups."""
+        self._get_called_within_step = True
+        try:
+            values = self.get()
+        finally:
+            self._get_called_within_step = False
+        self.update_groups(values)
+
+    def update_groups(self, values) -> None:
+        """Write ``values`` (one per param group, None to skip) into the param groups."""
+        key = self.param_group_key
+        groups = self.optimizer.param_groups
+        if self._value_tensors is None:
+            for group, value in zip(groups, values):
+                if value is not None:
+                    group[key] = value
+            self._last_value = list(values)
+            return
+        for index, (group, value) in enumerate(zip(groups, values)):
+            if value is None:
+                continue
+            buffer = self._value_tensors[index]
+            buffer.copy_(value)
+            # The optimizer may have replaced the group's entry (load_state_dict does).
+            if group.get(key) is not buffer:
+                group[key] = buffer
+        self._last_value = [None if v is None else self._value_tensors[i] for i, v in enumerate(values)]
+
+    def get_last_value(self):
+        """The values most recently written, one per param group (None where not targeted)."""
+        return self._last_value
+
+    # -- tensor values ----------------------------------------------------------------
+
+    def enable_tensor_values(self, device=None, dtype: torch.dtype = torch.float32) -> "Scheduler":
+        """Write 0-d tensors updated in place instead of Python floats, from now on.
+
+        The step counter becomes an int64 tensor on ``device`` (the device of the first
+        targeted parameter if not given) and every later value is computed there, with
+        no host synchronisation.
+        """
+        if device is None:
+            device = next(
+                (p.device for g in self.optimizer.param_groups for p in g["params"]), torch.device("cpu")
+            )
+        self._step_tensor = torch.tensor(self.last_epoch, dtype=torch.int64, device=device)
+        self._value_tensors = [
+            torch.zeros((), dtype=dtype, device=device) for _ in self.optimizer.param_groups
+        ]
+        self.update_last_value()
+        return self
+
+    @property
+    def uses_tensor_values(self) -> bool:
+        return self._step_tensor is not None
+
+    # -- state ------------------------------------------------------------------------
+
+    def _hyperparameter_names(self) -> List[str]:
+        parameters = inspect.signature(type(self).__init__).parameters
+        return [name for name in parameters if name not in _NOT_HYPERPARAMETERS and name in self.__dict__]
+
+    def state_dict(self) -> dict:
+        """The scheduler's state, in the layout of ``cerebras.pytorch.optim`` schedulers."""
+        state = {name: getattr(self, name) for name in self._hyperparameter_names()}
+        state.update(
+            param_group_tags=self.param_group_tags,
+            _last_value=[v.detach().clone() if isinstance(v, torch.Tensor) else v for v in self._last_value],
+            total_iters=self.total_iters,
+            last_epoch=torch.tensor(self.last_epoch),
+            _step_count=self._step_count,
+            _get_called_within_step=False,
+        )
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore a state saved by this class or by its ``cerebras.pytorch`` counterpart.
+
+        The hyperparameters of the saved scheduler replace this one's, and the value at
+        the restored step is written back into the param groups (an optimizer's
+        ``load_state_dict`` may have replaced the tensors of tensor mode).
+        """
+        if "last_epoch" not in state_dict:
+            raise KeyError(
+                f"{type(self).__name__}.load_state_dict: the state has no `last_epoch`; it was not "
+                f"saved by a scheduler (keys: {sorted(state_dict)})."
+            )
+        for name in self._hyperparameter_names():
+            if name in state_dict:
+                setattr(self, name, state_dict[name])
+        if "param_group_tags" in state_dict:
+            tags = state_dict["param_group_tags"]
+            self.param_group_tags = None if tags is None else set(tags)
+        if "total_iters" in state_dict:
+            self.total_iters = state_dict["total_iters"]
+        self._validate_tags_apply()
+        self._schedule = self._build_schedule()
+        last_epoch = state_dict["last_epoch"]
+        self.last_epoch = int(last_epoch.item() if isinstance(last_epoch, torch.Tensor) else last_epoch)
+        if self._step_tensor is not None:
+            self._step_tensor.fill_(self.last_epoch)
+        self._step_count = max(self._step_count, 1)
+        self.update_last_value()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(step={self.last_epoch}, key={self.param_group_key!r}, schedule={self.schedule!r})"
