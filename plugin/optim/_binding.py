@@ -111,7 +111,7 @@ class Scheduler(torch.optim.lr_scheduler.LRScheduler, ABC):
     def _get_closed_form(self):
         """The value at ``last_epoch`` (a tensor in tensor mode, else a float)."""
         if self._step_tensor is not None:
-            return self.schedule(self._step_tensor)
+            return self.schedule(self._step_tensor.to(self._value_tensors[0].dtype))
         return self.schedule(self.last_epoch)
 
     def _should_apply_to_param_group(self, param_group: dict) -> bool:
@@ -195,7 +195,8 @@ class Scheduler(torch.optim.lr_scheduler.LRScheduler, ABC):
 
         The step counter becomes an int64 tensor on ``device`` (the device of the first
         targeted parameter if not given) and every later value is computed there, with
-        no host synchronisation.
+        no host synchronisation, in ``dtype`` (float32 by default, as on the hardware;
+        float64 for double-precision values).
         """
         if device is None:
             device = next(
