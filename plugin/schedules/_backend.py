@@ -44,7 +44,12 @@ class HostMath:
 
     @staticmethod
     def pow(base, exponent) -> float:
-        return math.pow(base, exponent)
+        try:
+            return math.pow(base, exponent)
+        except OverflowError:
+            # Saturate to infinity as torch does, rather than stop the training loop.
+            odd = float(exponent).is_integer() and int(exponent) % 2 == 1
+            return -math.inf if base < 0 and odd else math.inf
 
     @staticmethod
     def minimum(x: float, bound: float) -> float:
