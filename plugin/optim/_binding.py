@@ -24,10 +24,34 @@ from typing import List, Optional
 import torch
 
 from ..schedules import Schedule
+from ..schedules._backend import HOST
 from ._tags import TagSpec, group_matches, normalise_group_tags, normalise_scheduler_tags
 
-# Attributes that are bookkeeping, not arguments that define the schedule.
+# Constructor arguments that are bookkeeping, not arguments that define the schedule.
 _NOT_HYPERPARAMETERS = frozenset({"self", "optimizer", "schedulers", "scheduler", "last_epoch", "param_group_tags"})
+
+
+class Hyperparameter:
+    """An argument that defines the schedule: setting it makes the schedule be rebuilt.
+
+    A descriptor rather than a ``__setattr__`` hook so that the attributes written on
+    every step (the counter, the last values) cost nothing extra.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        try:
+            return instance.__dict__[self.name]
+        except KeyError:
+            raise AttributeError(self.name) from None
+
+    def __set__(self, instance, value):
+        instance.__dict__[self.name] = value
+        instance.__dict__["_schedule"] = None
 
 
 class Scheduler(torch.optim.lr_scheduler.LRScheduler, ABC):
@@ -43,6 +67,21 @@ class Scheduler(torch.optim.lr_scheduler.LRScheduler, ABC):
 
     # How the generic argument names read in this family (LR classes rename them).
     _public_names: dict = {}
+    total_iters = Hyperparameter("total_iters")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # Every constructor argument that defines the schedule invalidates it when set.
+        for name in inspect.signature(cls.__init__).parameters:
+            if name not in _NOT_HYPERPARAMETERS and not name.startswith("_") and name not in ("args", "kwargs"):
+                if not isinstance(inspect.getattr_static(cls, name, None), (Hyperparameter, property)):
+                    setattr(cls, name, Hyperparameter(name))
+        # Subclasses written in the reference's style (overriding how values are
+        # computed or written) take the general path; the others the fast one.
+        cls._fast_path = all(
+            getattr(cls, method) is getattr(Scheduler, method)
+            for method in ("get", "_get_closed_form", "update_groups", "update_last_value", "increment_last_epoch")
+        )
 
     def __init__(
         self,
@@ -62,20 +101,16 @@ class Scheduler(torch.optim.lr_scheduler.LRScheduler, ABC):
         self.param_group_tags = normalise_scheduler_tags(param_group_tags, type(self).__name__)
         self._validate_tags_apply()
         self._schedule = self._build_schedule()
+        self._key = self.param_group_key
+        self._plan = None
         self._step_tensor = None
         self._value_tensors = None
         self._get_called_within_step = False
-        self._last_value = [group.get(self.param_group_key) for group in optimizer.param_groups]
+        self._last_value = [None] * len(optimizer.param_groups)
         self.last_epoch = last_epoch
         self._step_count = 0
         self._check_children()
         self.step()
-
-    def __setattr__(self, name, value):
-        # A changed hyperparameter changes the schedule: rebuild it on next use.
-        super().__setattr__(name, value)
-        if not name.startswith("_") and name not in ("last_epoch", "optimizer") and "_schedule" in self.__dict__:
-            super().__setattr__("_schedule", None)
 
     # -- what subclasses provide ------------------------------------------------------
 
@@ -104,9 +139,10 @@ class Scheduler(torch.optim.lr_scheduler.LRScheduler, ABC):
     @property
     def schedule(self) -> Schedule:
         """The closed form this scheduler follows (a pure function of the step)."""
-        if self._schedule is None:
-            self._schedule = self._build_schedule()
-        return self._schedule
+        schedule = self._schedule
+        if schedule is None:
+            schedule = self._schedule = self._build_schedule()
+        return schedule
 
     def _get_closed_form(self):
         """The value at ``last_epoch`` (a tensor in tensor mode, else a float)."""
@@ -134,6 +170,15 @@ class Scheduler(torch.optim.lr_scheduler.LRScheduler, ABC):
         """Per group: None if not targeted, else the factor applied to the schedule value."""
         return [1.0 if self._should_apply_to_param_group(group) else None for group in self.optimizer.param_groups]
 
+    def _write_plan(self):
+        """(group index, scale) of every targeted group; redone if groups are added."""
+        plan = self._plan
+        if plan is None or plan[0] != len(self.optimizer.param_groups):
+            scales = self._group_scales()
+            plan = self._plan = (len(scales), [(i, s) for i, s in enumerate(scales) if s is not None])
+            self._last_value = (self._last_value + [None] * len(scales))[: len(scales)]
+        return plan[1]
+
     # -- stepping ---------------------------------------------------------------------
 
     def get(self):
@@ -141,7 +186,7 @@ class Scheduler(torch.optim.lr_scheduler.LRScheduler, ABC):
         if not self._get_called_within_step:
             warnings.warn("To get the last value computed by the scheduler, please use `get_last_value()`.")
         value = self._get_closed_form()
-        return [None if scale is None else (value if scale == 1.0 else value * scale) for scale in self._group_scales()]
+        return [None if scale is None else value * scale for scale in self._group_scales()]
 
     def increment_last_epoch(self) -> None:
         """Increments the last epoch by 1."""
@@ -151,9 +196,18 @@ class Scheduler(torch.optim.lr_scheduler.LRScheduler, ABC):
 
     def step(self, *args, **kwargs) -> None:
         """Advance one optimizer step and write the new value into the param groups."""
-        self.increment_last_epoch()
+        if not self._fast_path or self._step_tensor is not None:
+            self.increment_last_epoch()
+            self._step_count += 1
+            self.update_last_value()
+            return
+        # The host path, kept lean: it runs on every training step.
+        self.last_epoch += 1
         self._step_count += 1
-        self.update_last_value()
+        value = (self._schedule or self.schedule).evaluate(float(self.last_epoch), HOST)
+        groups, key, last = self.optimizer.param_groups, self._key, self._last_value
+        for index, scale in self._write_plan():
+            groups[index][key] = last[index] = value * scale
 
     def update_last_value(self) -> None:
         """Compute the value at ``last_epoch`` and write it into the targeted groups."""
@@ -166,7 +220,7 @@ class Scheduler(torch.optim.lr_scheduler.LRScheduler, ABC):
 
     def update_groups(self, values) -> None:
         """Write ``values`` (one per param group, None to skip) into the param groups."""
-        key = self.param_group_key
+        key = self._key
         groups = self.optimizer.param_groups
         if self._value_tensors is None:
             for group, value in zip(groups, values):
@@ -250,6 +304,7 @@ class Scheduler(torch.optim.lr_scheduler.LRScheduler, ABC):
         if "param_group_tags" in state_dict:
             tags = state_dict["param_group_tags"]
             self.param_group_tags = None if tags is None else set(tags)
+            self._plan = None
         if "total_iters" in state_dict:
             self.total_iters = state_dict["total_iters"]
         self._validate_tags_apply()

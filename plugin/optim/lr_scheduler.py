@@ -40,7 +40,7 @@ class _Alias:
             raise AttributeError(self.target) from None
 
     def __set__(self, instance, value):
-        instance.__dict__[self.target] = value
+        setattr(instance, self.target, value)
 
 
 class LRScheduler(Scheduler):

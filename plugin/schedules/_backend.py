@@ -69,10 +69,10 @@ class HostMath:
         return float(bisect.bisect_right(boundaries, t))
 
     @staticmethod
-    def piecewise(t: float, boundaries: Sequence[float], branches: Sequence[Callable], after: bool = False):
-        """``branches[k](t)`` where k counts the ``boundaries`` <= t (< t if ``after``)."""
+    def piecewise(t: float, boundaries: Sequence[float], branch: Callable, after: bool = False):
+        """``branch(k, t)`` where k counts the ``boundaries`` <= t (< t if ``after``)."""
         index = bisect.bisect_left(boundaries, t) if after else bisect.bisect_right(boundaries, t)
-        return branches[index](t)
+        return branch(index, t)
 
 
 class TensorMath:
@@ -109,11 +109,11 @@ class TensorMath:
         return count
 
     @staticmethod
-    def piecewise(t: torch.Tensor, boundaries: Sequence[float], branches: Sequence[Callable], after: bool = False):
-        value = branches[0](t)
-        for boundary, branch in zip(boundaries, branches[1:]):
+    def piecewise(t: torch.Tensor, boundaries: Sequence[float], branch: Callable, after: bool = False):
+        value = branch(0, t)
+        for index, boundary in enumerate(boundaries, start=1):
             keep = t <= boundary if after else t < boundary
-            value = torch.where(keep, value, branch(t))
+            value = torch.where(keep, value, branch(index, t))
         return value
 
 

@@ -77,35 +77,33 @@ class OneCycle(Schedule):
             raise ValueError(
                 f"OneCycle: `anneal_strategy` must be one of {ANNEAL_STRATEGIES}, got {self.anneal_strategy!r}."
             )
+        phases = self._phase_table()
+        object.__setattr__(self, "_phases", phases)
+        # A phase takes over strictly after the previous one's last step.
+        object.__setattr__(self, "_boundaries", tuple(phase[1] for phase in phases[:-1]))
 
-    def _phases(self):
+    def _phase_table(self):
+        """(first step, last step, start value, end value) of each phase."""
         floor = self.initial / self.final_div_factor
         rise_end = self.pct_start * self.total_steps - 1
         if self.three_phase:
+            fall_end = 2 * self.pct_start * self.total_steps - 2
             return (
                 (0.0, rise_end, self.initial, self.peak),
-                (rise_end, 2 * self.pct_start * self.total_steps - 2, self.peak, self.initial),
-                (2 * self.pct_start * self.total_steps - 2, self.total_steps - 1, self.initial, floor),
+                (rise_end, fall_end, self.peak, self.initial),
+                (fall_end, self.total_steps - 1, self.initial, floor),
             )
         return ((0.0, rise_end, self.initial, self.peak), (rise_end, self.total_steps - 1, self.peak, floor))
 
+    def _anneal(self, phase, t, m):
+        first_step, last_step, start, end = self._phases[phase]
+        pct = (t - first_step) / (last_step - first_step)
+        if self.anneal_strategy == "cos":
+            return end + (start - end) / 2.0 * (m.cos(m.pi * pct) + 1.0)
+        return start + pct * (end - start)
+
     def evaluate(self, t, m):
-        phases = self._phases()
-
-        def anneal(phase):
-            start_step, end_step, start, end = phase
-
-            def value(t):
-                pct = (t - start_step) / (end_step - start_step)
-                if self.anneal_strategy == "cos":
-                    return end + (start - end) / 2.0 * (m.cos(m.pi * pct) + 1.0)
-                return start + pct * (end - start)
-
-            return value
-
-        # A phase takes over strictly after the previous one's last step.
-        boundaries = [phase[1] for phase in phases[:-1]]
-        return m.piecewise(t, boundaries, [anneal(phase) for phase in phases], after=True)
+        return m.piecewise(t, self._boundaries, lambda k, t: self._anneal(k, t, m), after=True)
 
 
 @dataclass(frozen=True)

@@ -32,12 +32,8 @@ class Sequential(Schedule):
         require_increasing("Sequential", "milestones", self.milestones)
 
     def evaluate(self, t, m):
-        def restarted(schedule, offset):
-            return lambda t: schedule.evaluate(t - offset, m)
-
-        offsets = (0,) + self.milestones
-        branches = [restarted(s, offset) for s, offset in zip(self.schedules, offsets)]
-        return m.piecewise(t, self.milestones, branches)
+        schedules, starts = self.schedules, (0,) + self.milestones
+        return m.piecewise(t, self.milestones, lambda k, t: schedules[k].evaluate(t - starts[k], m))
 
 
 def piecewise_constant(values, milestones) -> Sequential:
