@@ -1,0 +1,94 @@
+"""The options of ``WSEStrategy``: how strictly it enforces its rules, and the device settings."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Optional
+
+from .errors import WSEStrategyWarning
+
+STRICT_MODES = ("raise", "warn", "off")
+CHECK_MODES = ("strict", "warn", "off")
+REPLAY_MODES = (None, "cuda_graph")
+
+
+def validate_strict(strict: str) -> str:
+    """``strict`` governs the strategy's own refusals (lazy optimizer state, schedulers)."""
+    if strict not in STRICT_MODES:
+        raise ValueError(
+            f"WSEStrategy: `strict` must be one of {STRICT_MODES}, got {strict!r}. "
+            f"'raise' refuses a training setup that breaks the rules, 'warn' warns and goes on, "
+            f"'off' goes on silently."
+        )
+    return strict
+
+
+def enforce(strict: str, error_type: type, message: str) -> None:
+    """Raise ``error_type(message)``, warn, or do nothing, as ``strict`` says."""
+    if strict == "raise":
+        raise error_type(message)
+    if strict == "warn":
+        warnings.warn(message, WSEStrategyWarning, stacklevel=3)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class DeviceOptions:
+    """Settings of the static-graph device (capture, verify, replay) that runs the training step.
+
+    Args:
+        check: ``"strict"`` raises on a broken static-graph contract, ``"warn"`` warns once
+            per kind of violation, ``"off"`` checks nothing and adds no cost.
+        verify_steps: how many steps after the captured first one are verified.
+        verify_every: after those, verify every ``verify_every``-th step (``None``: never).
+        compile: run the verified step through ``torch.compile``.
+        replay: ``"cuda_graph"`` replays the verified step as a CUDA graph (CUDA devices only).
+    """
+
+    check: str = "strict"
+    verify_steps: int = 3
+    verify_every: Optional[int] = None
+    compile: bool = False
+    replay: Optional[str] = None
+
+    def __post_init__(self):
+        if self.check not in CHECK_MODES:
+            raise ValueError(
+                f"WSEStrategy: `check` must be one of {CHECK_MODES}, got {self.check!r}. "
+                f"'strict' raises on a step that breaks the static-graph contract, 'warn' warns once "
+                f"per kind, 'off' skips the checks."
+            )
+        if not _is_int(self.verify_steps) or self.verify_steps < 0:
+            raise ValueError(
+                f"WSEStrategy: `verify_steps` must be an integer >= 0 (steps verified after the "
+                f"captured one), got {self.verify_steps!r}."
+            )
+        if self.verify_every is not None and (not _is_int(self.verify_every) or self.verify_every < 1):
+            raise ValueError(
+                f"WSEStrategy: `verify_every` must be None (no later verification) or an integer >= 1, "
+                f"got {self.verify_every!r}."
+            )
+        if not isinstance(self.compile, bool):
+            raise TypeError(f"WSEStrategy: `compile` must be True or False, got {self.compile!r}.")
+        if self.replay not in REPLAY_MODES:
+            raise ValueError(
+                f"WSEStrategy: `replay` must be one of {REPLAY_MODES}, got {self.replay!r}. "
+                f"Use replay='cuda_graph' on a CUDA device, or leave it None."
+            )
+
+    def check_device(self, device) -> None:
+        """Refuse settings the root device cannot honour (called once the device is known)."""
+        if self.replay == "cuda_graph" and getattr(device, "type", device) != "cuda":
+            raise ValueError(
+                f"WSEStrategy: replay='cuda_graph' needs a CUDA device, but the strategy runs on "
+                f"{device}. Use accelerator='gpu', or leave `replay` None (compile=True works on any device)."
+            )
+
+    def describe(self) -> str:
+        return (
+            f"check={self.check!r}, verify_steps={self.verify_steps}, verify_every={self.verify_every}, "
+            f"compile={self.compile}, replay={self.replay!r}"
+        )
