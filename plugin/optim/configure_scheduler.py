@@ -24,6 +24,7 @@ with the place in the config where the problem is.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import contextmanager
 from itertools import accumulate
 from typing import Any, Optional, Tuple
 
@@ -66,7 +67,8 @@ def scheduler_from_config(optimizer, config, location: str = "") -> Scheduler:
     config = load_config(config)
     if _is_learning_rate_format(config):
         return lr_scheduler_from_config(optimizer, config, None, location or "learning_rate")
-    return build(optimizer, config, location)
+    with _param_groups_restored_on_error(optimizer):
+        return build(optimizer, config, location)
 
 
 def configure_scheduler_params(learning_rate) -> Tuple[type, dict]:
@@ -104,16 +106,37 @@ def configure_lr_scheduler(optimizer, learning_rate, adjust_learning_rate: Optio
 def lr_scheduler_from_config(optimizer, learning_rate, adjust_learning_rate=None, location: str = "learning_rate"):
     """``configure_lr_scheduler``, with ``location`` naming the config's place in errors."""
     config = load_config(learning_rate)
-    scheduler = _learning_rate_scheduler(optimizer, config, location)
-    if adjust_learning_rate:
-        assign_lr_adjustments(optimizer, adjust_learning_rate)
-        scheduler = construct(
-            lr_scheduler.ScalePerParamLR,
-            optimizer,
-            {"scheduler": scheduler, "param_group_tags": scheduler.param_group_tags},
-            join_location(location, "ScalePerParamLR"),
-        )
+    with _param_groups_restored_on_error(optimizer):
+        scheduler = _learning_rate_scheduler(optimizer, config, location)
+        if adjust_learning_rate:
+            assign_lr_adjustments(optimizer, adjust_learning_rate)
+            scheduler = construct(
+                lr_scheduler.ScalePerParamLR,
+                optimizer,
+                {"scheduler": scheduler, "param_group_tags": scheduler.param_group_tags},
+                join_location(location, "ScalePerParamLR"),
+            )
     return scheduler
+
+
+@contextmanager
+def _param_groups_restored_on_error(optimizer):
+    """Undo what schedulers built before a failing one wrote into the param groups.
+
+    Constructing a scheduler performs its first step, which writes into the groups; a
+    config that fails part-way must not leave the optimizer half-configured.
+    """
+    groups = getattr(optimizer, "param_groups", None)
+    saved = [{k: v for k, v in group.items() if k != "params"} for group in groups] if groups else None
+    try:
+        yield
+    except SchedulerConfigError:
+        if saved is not None:
+            for group, before in zip(groups, saved):
+                params = group["params"]
+                group.clear()
+                group.update(before, params=params)
+        raise
 
 
 def _is_learning_rate_format(config: Any) -> bool:

@@ -1,0 +1,224 @@
+"""Previewing a scheduler config: build it on a one-group toy optimizer and read its values at every step.
+
+The config is built exactly as in training (same checks, same errors), on an SGD
+optimizer with one param group holding ``lr`` and ``weight_decay``. The values at all
+steps are then read from the scheduler's closed form, evaluated once on a float64 tensor
+of steps: it is the function the scheduler steps through, so the numbers are those that
+stepping would write into the param group, at a fraction of the cost on long schedules.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Set
+
+import torch
+
+from ._binding import Scheduler
+from ._config_errors import SchedulerConfigError
+from ._config_signature import construct
+from ._config_source import load_config
+from ._generic import (
+    ChainedScheduler,
+    CosineAnnealingWarmRestartsScheduler,
+    CosineDecayScheduler,
+    CyclicScheduler,
+    MultiStepScheduler,
+    PiecewiseConstantScheduler,
+    PolynomialScheduler,
+    ScalePerParamScheduler,
+    SequentialScheduler,
+)
+from .configure_scheduler import scheduler_from_config
+from .weight_decay_scheduler import ConstantWD
+
+LR_KEYS = ("lr", "learning_rate")
+WD_KEYS = ("weight_decay", "wd")
+PARAM_GROUP_KEYS = {"lr": "lr", "learning_rate": "lr", "weight_decay": "weight_decay", "wd": "weight_decay"}
+
+DEFAULT_STEPS = 1000
+# Steps shown past the end of the schedule, as a fraction of its length.
+TAIL_FRACTION = 0.1
+
+
+@dataclass
+class Preview:
+    """The schedulers built from a config and the steps to preview them over."""
+
+    steps: int
+    schedulers: Dict[str, Scheduler]  # param-group key ("lr", "weight_decay") -> scheduler
+    marks: Dict[str, List[int]] = field(default_factory=dict)  # key -> milestones and ends of decays
+
+    @property
+    def all_marks(self) -> List[int]:
+        return sorted({m for marks in self.marks.values() for m in marks})
+
+    def values(self, key: str) -> Optional[List[float]]:
+        """The value written into the param group at each step, or None if ``key`` is not scheduled."""
+        scheduler = self.schedulers.get(key)
+        if scheduler is None:
+            return None
+        return schedule_values(scheduler, self.steps)
+
+
+def schedule_values(scheduler: Scheduler, steps: int) -> List[float]:
+    """The values ``scheduler`` writes into the (single) param group at steps ``0 .. steps-1``."""
+    scale = scheduler._group_scales()[0]
+    if scale is None:
+        raise SchedulerConfigError(
+            type(scheduler).__name__, "its `param_group_tags` do not select the preview's param group."
+        )
+    at = torch.arange(steps, dtype=torch.float64)
+    values = torch.as_tensor(scheduler.schedule(at), dtype=torch.float64)
+    return (torch.broadcast_to(values, at.shape) * scale).tolist()
+
+
+def _tags_in(config: Any) -> Set[str]:
+    """Every tag named by a ``param_group_tags`` anywhere in the config."""
+    found: Set[str] = set()
+    if isinstance(config, Mapping):
+        for key, value in config.items():
+            if key == "param_group_tags":
+                values = [value] if isinstance(value, str) else list(value or ())
+                found.update(v for v in values if isinstance(v, str))
+            else:
+                found |= _tags_in(value)
+    elif isinstance(config, (list, tuple)):
+        for item in config:
+            found |= _tags_in(item)
+    return found
+
+
+def toy_optimizer(tags: Set[str]) -> torch.optim.Optimizer:
+    """SGD on one zero parameter, one param group carrying ``tags`` (if any)."""
+    group = {"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.0, "weight_decay": 0.0}
+    if tags:
+        group["tags"] = sorted(tags)
+    return torch.optim.SGD([group])
+
+
+def _entries(config: Any) -> Dict[str, Any]:
+    """Param-group key -> config: a ``{lr: ..., weight_decay: ...}`` mapping or a single config."""
+    is_keyed = (
+        isinstance(config, Mapping)
+        and config
+        and "scheduler" not in config
+        and all(key in PARAM_GROUP_KEYS for key in config)
+    )
+    if not is_keyed:
+        return {"": config}
+    entries: Dict[str, Any] = {}
+    written: Dict[str, str] = {}
+    for key, value in config.items():
+        target = PARAM_GROUP_KEYS[key]
+        if target in entries:
+            raise SchedulerConfigError("config", f"{key!r} and {written[target]!r} both configure `{target}`; keep one.")
+        entries[target], written[target] = value, key
+    return entries
+
+
+def _build_entry(optimizer, key: str, config: Any) -> Scheduler:
+    location = key
+    is_number = isinstance(config, (int, float)) and not isinstance(config, bool)
+    if key == "weight_decay" and is_number:
+        return construct(ConstantWD, optimizer, {"val": config}, "weight_decay.ConstantWD")
+    scheduler = scheduler_from_config(optimizer, config, location)
+    if key and scheduler.param_group_key != key:
+        raise SchedulerConfigError(
+            location,
+            f"configures {type(scheduler).__name__}, which schedules `{scheduler.param_group_key}`, not "
+            f"`{key}`; use the {'WD' if key == 'weight_decay' else 'LR'} form of the scheduler.",
+        )
+    return scheduler
+
+
+def preview_config(config: Any, steps: Optional[int] = None) -> Preview:
+    """Build the scheduler(s) of ``config`` (data, YAML/JSON text or a path) for a preview.
+
+    ``steps`` defaults to the schedule's length plus 10 % (the longest when LR and WD are
+    both given), or 1000 steps when the config has no length.
+    """
+    config = load_config(config)
+    entries = _entries(config)
+    optimizer = toy_optimizer(_tags_in(config))
+    schedulers: Dict[str, Scheduler] = {}
+    for key, entry in entries.items():
+        scheduler = _build_entry(optimizer, key, entry)
+        schedulers[scheduler.param_group_key] = scheduler
+    if steps is None:
+        lengths = [n for n in (schedule_length(s) for s in schedulers.values()) if n]
+        steps = math.ceil(max(lengths) * (1 + TAIL_FRACTION)) if lengths else DEFAULT_STEPS
+    marks = {key: sorted({m for m in schedule_marks(s) if 0 < m < steps}) for key, s in schedulers.items()}
+    return Preview(steps=steps, schedulers=schedulers, marks=marks)
+
+
+def schedule_length(scheduler: Scheduler) -> Optional[int]:
+    """The number of steps in which the scheduler does something worth seeing, if known."""
+    if isinstance(scheduler, SequentialScheduler):
+        tail = schedule_length(scheduler._schedulers[-1]) or 0
+        return (scheduler._milestones[-1] if scheduler._milestones else 0) + tail or None
+    if isinstance(scheduler, ChainedScheduler):
+        lengths = [n for n in map(schedule_length, scheduler._schedulers) if n]
+        return max(lengths) if lengths else None
+    if isinstance(scheduler, ScalePerParamScheduler):
+        return schedule_length(scheduler._scheduler_nested)
+    if isinstance(scheduler, MultiStepScheduler):
+        return scheduler.milestones[-1] if scheduler.milestones else None
+    if isinstance(scheduler, CyclicScheduler):
+        return 2 * (scheduler.step_size_up + scheduler.step_size_down)
+    if isinstance(scheduler, CosineAnnealingWarmRestartsScheduler):
+        return int(scheduler.T_0 * (1 + scheduler.T_mult + scheduler.T_mult**2))
+    for name in ("total_iters", "total_steps", "T_max"):
+        value = getattr(scheduler, name, None)
+        if value:
+            return int(math.ceil(value))
+    return None
+
+
+def schedule_marks(scheduler: Scheduler, start: int = 0) -> List[int]:
+    """Steps where a part of the schedule begins or ends (milestones, ends of decays)."""
+    if isinstance(scheduler, SequentialScheduler):
+        found = []
+        for child, child_start in zip(scheduler._schedulers, [0] + list(scheduler._milestones)):
+            found.append(start + child_start)
+            found += schedule_marks(child, start + child_start)
+        return found
+    if isinstance(scheduler, ChainedScheduler):
+        return [m for child in scheduler._schedulers for m in schedule_marks(child, start)]
+    if isinstance(scheduler, ScalePerParamScheduler):
+        return schedule_marks(scheduler._scheduler_nested, start)
+    if isinstance(scheduler, MultiStepScheduler):
+        return [start + m for m in scheduler.milestones]
+    ends = isinstance(scheduler, CosineDecayScheduler) or (
+        isinstance(scheduler, PolynomialScheduler) and not scheduler.cycle
+    )
+    if ends:
+        return [start + int(scheduler.total_iters)]
+    return []
+
+
+def table_steps(steps: int, marks: List[int], rows: int = 16, most: int = 20) -> List[int]:
+    """About ``rows`` steps to tabulate: the first, the last, the marks, and evenly spaced fill."""
+    must = sorted({0, steps - 1} | {m for m in marks if 0 <= m < steps})
+    if len(must) > most:
+        must = sorted({must[round(i * (len(must) - 1) / (most - 1))] for i in range(most)})
+    chosen = set(must)
+    spacing = max(1, steps // (2 * rows))
+    for i in range(rows):
+        if len(chosen) >= min(rows, steps):
+            break
+        candidate = round(i * (steps - 1) / (rows - 1))
+        if all(abs(candidate - c) >= spacing for c in chosen):
+            chosen.add(candidate)
+    return sorted(chosen)
+
+
+def describe(scheduler: Scheduler) -> str:
+    """The scheduler's class with its children, e.g. ``SequentialLR(LinearLR, CosineDecayLR)``."""
+    name = type(scheduler).__name__
+    if isinstance(scheduler, (SequentialScheduler, ChainedScheduler)) and not isinstance(scheduler, PiecewiseConstantScheduler):
+        return f"{name}({', '.join(describe(c) for c in scheduler._schedulers)})"
+    if isinstance(scheduler, ScalePerParamScheduler):
+        return f"{name}({describe(scheduler._scheduler_nested)})"
+    return name
