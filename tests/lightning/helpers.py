@@ -1,0 +1,70 @@
+"""A tiny model, deterministic data and a recording callback for the strategy's tests."""
+import math
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+QUIET = dict(
+    accelerator="cpu",
+    devices=1,
+    enable_progress_bar=False,
+    enable_model_summary=False,
+    logger=False,
+    enable_checkpointing=False,
+)
+
+
+def dataset(batches: int = 5, batch_size: int = 4, seed: int = 0) -> TensorDataset:
+    generator = torch.Generator().manual_seed(seed)
+    n = batches * batch_size
+    return TensorDataset(torch.randn(n, 4, generator=generator), torch.randn(n, 2, generator=generator))
+
+
+def loader(batches: int = 5, batch_size: int = 4, **kwargs) -> DataLoader:
+    return DataLoader(dataset(batches, batch_size), batch_size=batch_size, **kwargs)
+
+
+class TinyModel(L.LightningModule):
+    """A 4 -> 3 -> 2 MLP whose optimizers and schedulers come from a function of the module."""
+
+    def __init__(self, configure=None, seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2))
+        self._configure = configure or (lambda module: torch.optim.SGD(module.parameters(), lr=0.1))
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return torch.nn.functional.mse_loss(self.net(x), y)
+
+    def configure_optimizers(self):
+        return self._configure(self)
+
+
+class RecordHyperparameters(L.Callback):
+    """Records lr and weight_decay of every param group right before each optimizer step."""
+
+    def __init__(self):
+        self.values = []  # one entry per optimizer step: [(lr, wd) per group] per optimizer
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        self.values.append([(group["lr"], group.get("weight_decay")) for group in optimizer.param_groups])
+
+    def lrs(self, group: int = 0):
+        return [_float(step[group][0]) for step in self.values]
+
+    def wds(self, group: int = 0):
+        return [_float(step[group][1]) for step in self.values]
+
+
+def _float(value):
+    return float(value) if isinstance(value, torch.Tensor) else value
+
+
+def linear(initial, end, total, t):
+    return initial + (end - initial) * min(t, total) / total
+
+
+def cosine(initial, end, total, t):
+    return end + (initial - end) * 0.5 * (1.0 + math.cos(math.pi * min(t, total) / total))
