@@ -30,6 +30,9 @@ from .decay import (
     Step,
 )
 from .join import Product, Scale, Sequential, Shift, piecewise_constant
+from .anneal import Anneal, Ramp
+from .warmup_anneal import WarmupAnneal
+from .warmup_stable_decay import WarmupStableDecay, decay_periods, geometric_checkpoints
 
 __all__ = [
     "Schedule",
@@ -52,4 +55,10 @@ __all__ = [
     "Scale",
     "Shift",
     "piecewise_constant",
+    "Anneal",
+    "Ramp",
+    "WarmupAnneal",
+    "WarmupStableDecay",
+    "geometric_checkpoints",
+    "decay_periods",
 ]
