@@ -180,12 +180,19 @@ def _write_atomically(path: str, mode: str, write: Callable) -> None:
     try:
         with os.fdopen(descriptor, mode, **({"newline": "", "encoding": "utf-8"} if "b" not in mode else {})) as handle:
             write(handle)
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; give it the usual mode
         os.replace(temporary, path)
     except OSError as error:
         raise CommandError(f"cannot write {path}: {error.strerror or error}") from None
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,12 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 import torch
 
 from ._binding import Scheduler
-from ._config_errors import SchedulerConfigError
+from ._config_errors import SchedulerConfigError, join_location
 from ._config_signature import construct
 from ._config_source import load_config
 from ._generic import (
@@ -98,8 +98,12 @@ def toy_optimizer(tags: Set[str]) -> torch.optim.Optimizer:
     return torch.optim.SGD([group])
 
 
-def _entries(config: Any) -> Dict[str, Any]:
-    """Param-group key -> config: a ``{lr: ..., weight_decay: ...}`` mapping or a single config."""
+def _entries(config: Any) -> Dict[str, Tuple[str, Any]]:
+    """Param-group key -> (the key as written, its config).
+
+    The config is either a ``{lr: ..., weight_decay: ...}`` mapping (also spelt
+    ``learning_rate`` and ``wd``) or a single scheduler config, keyed ``""``.
+    """
     is_keyed = (
         isinstance(config, Mapping)
         and config
@@ -107,26 +111,27 @@ def _entries(config: Any) -> Dict[str, Any]:
         and all(key in PARAM_GROUP_KEYS for key in config)
     )
     if not is_keyed:
-        return {"": config}
-    entries: Dict[str, Any] = {}
-    written: Dict[str, str] = {}
-    for key, value in config.items():
-        target = PARAM_GROUP_KEYS[key]
+        return {"": ("", config)}
+    entries: Dict[str, Tuple[str, Any]] = {}
+    for written, value in config.items():
+        target = PARAM_GROUP_KEYS[written]
         if target in entries:
-            raise SchedulerConfigError("config", f"{key!r} and {written[target]!r} both configure `{target}`; keep one.")
-        entries[target], written[target] = value, key
+            raise SchedulerConfigError(
+                "config", f"{written!r} and {entries[target][0]!r} both configure `{target}`; keep one."
+            )
+        entries[target] = (written, value)
     return entries
 
 
-def _build_entry(optimizer, key: str, config: Any) -> Scheduler:
-    location = key
+def _build_entry(optimizer, key: str, written: str, config: Any) -> Scheduler:
+    """The scheduler of one entry; ``key`` is the param-group key it must schedule ("" for any)."""
     is_number = isinstance(config, (int, float)) and not isinstance(config, bool)
     if key == "weight_decay" and is_number:
-        return construct(ConstantWD, optimizer, {"val": config}, "weight_decay.ConstantWD")
-    scheduler = scheduler_from_config(optimizer, config, location)
+        return construct(ConstantWD, optimizer, {"val": config}, join_location(written, "ConstantWD"))
+    scheduler = scheduler_from_config(optimizer, config, written)
     if key and scheduler.param_group_key != key:
         raise SchedulerConfigError(
-            location,
+            written,
             f"configures {type(scheduler).__name__}, which schedules `{scheduler.param_group_key}`, not "
             f"`{key}`; use the {'WD' if key == 'weight_decay' else 'LR'} form of the scheduler.",
         )
@@ -143,8 +148,8 @@ def preview_config(config: Any, steps: Optional[int] = None) -> Preview:
     entries = _entries(config)
     optimizer = toy_optimizer(_tags_in(config))
     schedulers: Dict[str, Scheduler] = {}
-    for key, entry in entries.items():
-        scheduler = _build_entry(optimizer, key, entry)
+    for key, (written, entry) in entries.items():
+        scheduler = _build_entry(optimizer, key, written, entry)
         schedulers[scheduler.param_group_key] = scheduler
     if steps is None:
         lengths = [n for n in (schedule_length(s) for s in schedulers.values()) if n]
