@@ -19,8 +19,9 @@ does what the documentation says (each case is named in the class docstring):
 * ``CosineLrScheduler`` anneals from the end of the warmup to the start of the
   cooldown, and a ``warmup_starting_lr_ratio`` warmup ends at the group's lr;
 * ``WSDLrScheduler`` places exactly ``num_checkpoints`` checkpoints ending with the run,
-  resumes at the saved step, keeps its continuation mode when loading a state, and
-  does not divide by zero for ``lr_min=0`` or an empty decay phase.
+  resumes at the saved step, keeps its continuation mode when loading a state, starts a
+  warmup at ``warmup_starting_lr`` from construction, and does not divide by zero for
+  ``lr_min=0`` or an empty decay phase.
 """
 from __future__ import annotations
 
@@ -463,8 +464,11 @@ class WSDLrScheduler(_ClosedFormLrScheduler):
     ``num_updates``; states without it keep the current count, as before); loading a
     state saved by a regular run switches a continuation scheduler back to regular mode,
     warmup included; it never records ``previous_checkpoint_step`` in continuation mode;
-    and it divides by zero for ``lr_min=0`` with the inverse-proportional formula and past
-    the end of a period with no decay steps (here: the limits, 0 and ``lr_min * lr``).
+    it divides by zero for ``lr_min=0`` with the inverse-proportional formula and past
+    the end of a period with no decay steps (here: the limits, 0 and ``lr_min * lr``);
+    and with a warmup it leaves the groups' lr in place at construction, so the first
+    optimizer update runs at the full lr (here, as in ``CosineLrScheduler``, it runs at
+    ``warmup_starting_lr``).
     """
 
     _schedule_inputs = frozenset(
@@ -527,6 +531,9 @@ class WSDLrScheduler(_ClosedFormLrScheduler):
         self.is_continuation_from_checkpoint = bool(is_continuation_from_checkpoint)
         self.previous_checkpoint_step = None
         self._derive_checkpoints()
+        if self.num_warmup_steps and not self.is_continuation_from_checkpoint:
+            # The first optimizer update runs before the first step(): start it warm.
+            self._update_param_groups([schedule(0) for schedule in self.schedules])
 
     @classmethod
     def _check_settings(cls, settings: dict, base_values) -> None:
