@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Set, Tuple
 
@@ -38,6 +39,8 @@ WD_KEYS = ("weight_decay", "wd")
 PARAM_GROUP_KEYS = {"lr": "lr", "learning_rate": "lr", "weight_decay": "weight_decay", "wd": "weight_decay"}
 
 DEFAULT_STEPS = 1000
+# Steps evaluated per tensor op: bounds the memory of the temporaries on long schedules.
+EVALUATION_CHUNK = 65_536
 # Steps shown past the end of the schedule, as a fraction of its length.
 TAIL_FRACTION = 0.1
 
@@ -69,9 +72,32 @@ def schedule_values(scheduler: Scheduler, steps: int) -> List[float]:
         raise SchedulerConfigError(
             type(scheduler).__name__, "its `param_group_tags` do not select the preview's param group."
         )
-    at = torch.arange(steps, dtype=torch.float64)
-    values = torch.as_tensor(scheduler.schedule(at), dtype=torch.float64)
-    return (torch.broadcast_to(values, at.shape) * scale).tolist()
+    values: List[float] = []
+    with _one_thread():
+        for first in range(0, steps, EVALUATION_CHUNK):
+            at = torch.arange(first, min(first + EVALUATION_CHUNK, steps), dtype=torch.float64)
+            chunk = torch.as_tensor(scheduler.schedule(at), dtype=torch.float64)
+            values += (torch.broadcast_to(chunk, at.shape) * scale).tolist()
+    return values
+
+
+@contextmanager
+def _one_thread():
+    """Run torch ops on the calling thread only, then restore the thread count.
+
+    The ops here are a few cheap elementwise passes; splitting them over a thread pool
+    costs more than it saves, and far more (milliseconds per op) when the other cores
+    are busy and the pool has to wait for them.
+    """
+    before = torch.get_num_threads()
+    if before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _tags_in(config: Any) -> Set[str]:
