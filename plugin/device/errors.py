@@ -1,0 +1,78 @@
+"""The typed violations of the static-graph contract, one exception type per kind.
+
+Each is what a wafer-scale engine would reject, late and expensively; here it is raised
+(``check="strict"``) or warned once per kind (``check="warn"``) at the step that broke
+the contract, with a message that says what changed, where in the user's code, and
+what to change.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from .location import Location
+
+
+class StaticGraphViolation(RuntimeError):
+    """A step broke the contract of the step captured first (base of the five kinds)."""
+
+    #: Short name of the kind, used in warnings and in the device's report.
+    kind = "violation"
+
+    def __init__(self, message: str, *, step: int, location: Optional[Location]):
+        self.step = step
+        self.location = location
+        super().__init__(message)
+
+
+class LazyOptimizerStateError(StaticGraphViolation):
+    """Optimizer state was created, replaced or reshaped after the first step."""
+
+    kind = "lazy optimizer state"
+
+
+class HostSyncError(StaticGraphViolation):
+    """The step read a device value on the host, or produced a data-dependent shape."""
+
+    kind = "host sync"
+
+
+class ShapeChangeError(StaticGraphViolation):
+    """An input of the step has a shape, dtype or device other than the captured one."""
+
+    kind = "shape change"
+
+
+class GraphChangeError(StaticGraphViolation):
+    """The step ran a different sequence of operations than the captured one."""
+
+    kind = "graph change"
+
+
+class HostHyperparameterError(StaticGraphViolation):
+    """A hyperparameter in the param groups changed as a Python number between steps."""
+
+    kind = "host hyperparameter"
+
+
+VIOLATION_TYPES = (
+    LazyOptimizerStateError,
+    HostSyncError,
+    ShapeChangeError,
+    GraphChangeError,
+    HostHyperparameterError,
+)
+
+
+class StaticGraphWarning(UserWarning):
+    """A violation reported by ``check="warn"``: the first of its kind, training goes on.
+
+    ``kind``, ``step`` and ``location`` are those of the violation; ``error_type`` is the
+    exception ``check="strict"`` would have raised.
+    """
+
+    def __init__(self, violation: StaticGraphViolation):
+        self.kind = violation.kind
+        self.step = violation.step
+        self.location = violation.location
+        self.error_type = type(violation)
+        super().__init__(f"{type(violation).__name__}: {violation}")

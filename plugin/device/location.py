@@ -1,0 +1,158 @@
+"""Where a violation happened: the innermost frame of the user's own code.
+
+A violation is found deep inside torch (an aten operation, an optimizer hook), but the
+line worth naming is the user's: the innermost frame whose file lies outside torch,
+Lightning, Accelerate, torchmetrics and wse itself (and outside ``contextlib`` and
+frozen import machinery, which only forward calls).
+"""
+from __future__ import annotations
+
+import importlib.util
+import linecache
+import os
+import sys
+from dataclasses import dataclass
+from typing import Dict, Iterable, Optional, Tuple
+
+# Packages whose frames are never the user's line.
+_LIBRARY_PACKAGES = (
+    "torch",
+    "lightning",
+    "pytorch_lightning",
+    "lightning_fabric",
+    "lightning_utilities",
+    "torchmetrics",
+    "accelerate",
+)
+# Code generated at run time by the libraries (torch.fx graphs), not written by the user.
+_GENERATED_PREFIXES = ("<frozen", "<eval_with_key")
+
+
+@dataclass(frozen=True)
+class Location:
+    """A line of the user's code."""
+
+    filename: str
+    lineno: int
+    function: str
+
+    @property
+    def code(self) -> str:
+        """The source text of the line, stripped ('' if the file cannot be read)."""
+        return linecache.getline(self.filename, self.lineno).strip()
+
+    def __str__(self) -> str:
+        code = self.code
+        where = f"{self.filename}:{self.lineno} in {self.function}"
+        return f"{where}: {code}" if code else where
+
+
+def _search_paths(module_name: str) -> Tuple[str, ...]:
+    """The directory of a package, or the file of a module, without importing it."""
+    try:
+        spec = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError):
+        return ()
+    if spec is None:
+        return ()
+    if spec.submodule_search_locations:
+        return tuple(os.path.realpath(path) + os.sep for path in spec.submodule_search_locations)
+    if spec.origin and os.path.isfile(spec.origin):
+        return (os.path.realpath(spec.origin),)
+    return ()
+
+
+def module_paths(module_names: Iterable[str]) -> Tuple[str, ...]:
+    """Path prefixes of the given modules or packages (the ones that are installed)."""
+    paths: Tuple[str, ...] = ()
+    for name in module_names:
+        paths += _search_paths(name)
+    return paths
+
+
+def _library_prefixes() -> Tuple[str, ...]:
+    wse_root = os.path.dirname(os.path.dirname(os.path.realpath(__file__))) + os.sep
+    prefixes = module_paths(_LIBRARY_PACKAGES) + (wse_root,) + module_paths([__package__.split(".")[0] + ".callbacks"])
+    stdlib_forwarders = tuple(os.path.realpath(module.__file__) for module in _stdlib_forwarders())
+    return prefixes + stdlib_forwarders
+
+
+def _stdlib_forwarders():
+    import contextlib
+    import functools
+
+    return contextlib, functools
+
+
+class _Classifier:
+    """Decides, once per file, whether a frame belongs to a library or to the user."""
+
+    def __init__(self):
+        self._prefixes: Optional[Tuple[str, ...]] = None
+        self._is_library: Dict[str, bool] = {}
+        self._real: Dict[str, str] = {}
+
+    def realpath(self, filename: str) -> str:
+        real = self._real.get(filename)
+        if real is None:
+            real = filename if filename.startswith("<") else os.path.realpath(filename)
+            self._real[filename] = real
+        return real
+
+    def is_library(self, filename: str) -> bool:
+        known = self._is_library.get(filename)
+        if known is not None:
+            return known
+        if self._prefixes is None:
+            self._prefixes = _library_prefixes()
+        if filename.startswith(_GENERATED_PREFIXES):
+            verdict = True
+        else:
+            verdict = self.realpath(filename).startswith(self._prefixes)
+        self._is_library[filename] = verdict
+        return verdict
+
+
+_CLASSIFIER = _Classifier()
+
+
+def is_library_file(filename: str) -> bool:
+    """Whether ``filename`` belongs to torch, Lightning, Accelerate, torchmetrics or wse."""
+    return _CLASSIFIER.is_library(filename)
+
+
+def user_location(frame=None) -> Optional[Location]:
+    """The innermost user frame, starting at ``frame`` (default: the caller's caller).
+
+    None when no frame of the stack is the user's (e.g. on an autograd worker thread).
+    """
+    if frame is None:
+        frame = sys._getframe(1)
+    is_library = _CLASSIFIER.is_library
+    while frame is not None:
+        code = frame.f_code
+        if not is_library(code.co_filename):
+            return Location(code.co_filename, frame.f_lineno, code.co_name)
+        frame = frame.f_back
+    return None
+
+
+def called_through(prefixes: Tuple[str, ...], frame=None) -> bool:
+    """Whether a frame under one of ``prefixes`` lies between ``frame`` and the user's code.
+
+    Used to let a library do what it is entitled to (torch.optim reads its host-side
+    step counter) while the same call written by the user is a violation.
+    """
+    if not prefixes:
+        return False
+    if frame is None:
+        frame = sys._getframe(1)
+    is_library, realpath = _CLASSIFIER.is_library, _CLASSIFIER.realpath
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if realpath(filename).startswith(prefixes):
+            return True
+        if not is_library(filename):
+            return False
+        frame = frame.f_back
+    return False
