@@ -212,3 +212,9 @@ def test_console_script_reports_a_bad_config(tmp_path):
     assert "ExponentialLR: unexpected argument 'decay_stesp'" in result.stderr
     assert "missing required argument 'total_iters'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_malformed_tags_are_reported_by_the_scheduler(capsys):
+    config = "ConstantWD: {val: 0.1, param_group_tags: 5}"
+    code, _, err = run(capsys, "schedule", config)
+    assert code == 2 and "param_group_tags" in err and "Traceback" not in err

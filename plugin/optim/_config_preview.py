@@ -106,7 +106,8 @@ def _tags_in(config: Any) -> Set[str]:
     if isinstance(config, Mapping):
         for key, value in config.items():
             if key == "param_group_tags":
-                values = [value] if isinstance(value, str) else list(value or ())
+                # Anything else than a tag or a list of tags is left for the scheduler to reject.
+                values = [value] if isinstance(value, str) else value if isinstance(value, (list, tuple)) else []
                 found.update(v for v in values if isinstance(v, str))
             else:
                 found |= _tags_in(value)

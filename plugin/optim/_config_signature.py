@@ -86,7 +86,7 @@ def check_arguments(
 def construct(cls: type, optimizer, kwargs: dict, location: str):
     """``cls(optimizer, **kwargs)`` (without the optimizer if ``cls`` takes none).
 
-    The constructor's own ``ValueError``/``TypeError`` is re-raised as a
+    The constructor's own ``ValueError``/``TypeError`` (or arithmetic error) is re-raised as a
     ``SchedulerConfigError`` at ``location``, with its message kept word for word (the
     leading class name, which ``location`` already ends with, is not repeated).
     """
@@ -95,7 +95,7 @@ def construct(cls: type, optimizer, kwargs: dict, location: str):
         return cls(optimizer, **kwargs) if takes_optimizer else cls(**kwargs)
     except SchedulerConfigError:
         raise
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, ArithmeticError) as error:
         message = str(error)
         own_prefix = f"{cls.__name__}: "
         if message.startswith(own_prefix) and location.endswith(cls.__name__):

@@ -200,7 +200,7 @@ def _sequence_milestones(children_specs, lengths: List[Optional[int]], given, lo
     computed = list(accumulate(int(n) for n in leading))
     if given is not None:
         given_list = given.tolist() if hasattr(given, "tolist") else list(given)
-        if [float(m) for m in given_list] != [float(m) for m in computed]:
+        if given_list != computed:
             raise SchedulerConfigError(
                 location,
                 f"`milestones` {given_list} disagree with {computed}, the cumulative `total_iters` "

@@ -391,3 +391,8 @@ def test_failure_after_a_built_child_restores_the_param_groups():
     }
     error_of(config, optimizer)
     assert optimizer.param_groups[0]["lr"] == 0.5
+
+
+def test_milestones_of_the_wrong_type_are_a_config_error():
+    children = [{"ConstantLR": {"learning_rate": 0.1, "total_iters": 3}}, {"ConstantLR": {"learning_rate": 0.2}}]
+    assert "disagree" in error_of({"SequentialLR": {"schedulers": children, "milestones": ["three"]}})
