@@ -1,5 +1,21 @@
 """Cerebras-compatible optimizers and schedulers (mirrors ``cerebras.pytorch.optim``)."""
 from . import lr_scheduler, scheduler, weight_decay_scheduler
+from . import functional
+from .adadelta import Adadelta
+from .adafactor import Adafactor
+from .adagrad import Adagrad
+from .adam import Adam, AdamW
+from .adamax import Adamax
+from .asgd import ASGD
+from .configure_optimizer import available_optimizers, configure_optimizer, configure_optimizer_params
+from .lamb import Lamb
+from .lion import Lion
+from .nadam import NAdam
+from .optimizer import Optimizer
+from .radam import RAdam
+from .rmsprop import RMSprop
+from .rprop import Rprop
+from .sgd import SGD
 from .configure_scheduler import (
     SchedulerConfigError,
     configure_lr_scheduler,
