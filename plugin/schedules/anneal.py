@@ -24,8 +24,9 @@ def require_choice(owner: str, name: str, value, choices) -> None:
     """Raise if ``value`` is not one of ``choices``, naming the closest valid one."""
     if value in choices:
         return
-    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.0)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    by_lower = {str(choice).lower(): choice for choice in choices}
+    close = difflib.get_close_matches(str(value).lower(), list(by_lower), n=1, cutoff=0.0)
+    hint = f" Did you mean {by_lower[close[0]]!r}?" if close else ""
     raise ValueError(f"{owner}: `{name}` must be one of {list(choices)}, got {value!r}.{hint}")
 
 
@@ -43,7 +44,7 @@ class Anneal(Schedule):
 
     and ``inverse_proportional`` interpolates the reciprocal linearly,
     ``1 / value = (1 - r) / initial + r / end`` (the WSD paper's decay; it needs
-    non-negative ends and reaches ``end = 0`` as the limit, 0 for every ``r > 0``).
+    non-negative ends; with one end 0 it is the limit, 0 strictly between the ends).
 
     ``k_decay`` is the k-decay of Zhang et al. (2020): ``k > 1`` holds the value near
     ``initial`` for longer, ``k < 1`` leaves it sooner.
@@ -89,12 +90,14 @@ class Anneal(Schedule):
         initial, end = self.initial, self.end
         if initial == end:
             return m.const(r, end)
-        if end == 0.0:
-            # The limit of the reciprocal interpolation: infinite 1/value once r > 0.
-            return m.where(r > 0.0, m.const(r, 0.0), m.const(r, initial))
-        # initial * end / (end + (initial - end) r): the reciprocal form times initial*end,
-        # finite for initial == 0 as well.
-        return initial * end / (end + (initial - end) * r)
+        if initial == 0.0 or end == 0.0:
+            # The limit of the reciprocal interpolation: an infinite 1/value, so 0, strictly
+            # between the ends.
+            inside = m.where(r >= 1.0, m.const(r, end), m.const(r, 0.0))
+            return m.where(r <= 0.0, m.const(r, initial), inside)
+        # The reciprocal form multiplied through by initial * end; the denominator is
+        # exactly `end` at r = 0 and `initial` at r = 1.
+        return initial * end / ((1.0 - r) * end + r * initial)
 
 
 @dataclass(frozen=True)
