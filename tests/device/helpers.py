@@ -18,8 +18,10 @@ class Tiny:
             self.optimizer = torch.optim.SGD(params, lr=1e-2, momentum=0.9)
         else:
             raise ValueError(optimizer)
-        if scheduler == "tensor":
-            self.scheduler = LinearLR(self.optimizer, 1e-2, 1e-3, total_iters=100).enable_tensor_values()
+        if scheduler in ("tensor", "host"):
+            self.scheduler = LinearLR(self.optimizer, 1e-2, 1e-3, total_iters=100)
+            if scheduler == "tensor":
+                self.scheduler.enable_tensor_values()
         elif scheduler == "torch":
             self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=1, gamma=0.9)
         elif scheduler is None:

@@ -128,6 +128,28 @@ def test_torch_optim_reading_its_own_step_counter_is_allowed_but_the_same_read_b
     assert_located(caught.value, "adamw-item")
 
 
+class ReadingOptimizer(torch.optim.SGD):
+    """A user's optimizer that reads a value on the host inside its own step()."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        scale = self.param_groups[0]["params"][0].grad.norm().item()  #@own-optimizer
+        return super().step(closure) if scale >= 0 else None
+
+
+def test_a_host_read_in_the_users_own_optimizer_subclass_is_not_excused_as_torch_optim():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1)
+    optimizer = ReadingOptimizer(model.parameters(), lr=0.1)
+    device = Device(model, optimizer)
+    with pytest.raises(HostSyncError) as caught:
+        for x in batches(2):
+            with device.step(x):
+                model(x).sum().backward()
+                optimizer.step()
+    assert_located(caught.value, "own-optimizer")
+
+
 # -- shape change -----------------------------------------------------------------------------
 
 
