@@ -14,6 +14,7 @@ from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 import wse  # noqa: F401  (registers strategy "wse")
+import wse.optim
 from wse.optim.lr_scheduler import CosineDecayLR, LinearLR, SequentialLR
 from wse.optim.weight_decay_scheduler import CosineDecayWD
 
@@ -24,7 +25,7 @@ CHECKPOINT_EVERY = 3
 
 
 def configure(module):
-    optimizer = torch.optim.AdamW(module.parameters(), lr=1.0, weight_decay=0.1)
+    optimizer = wse.optim.AdamW(module.parameters(), lr=1.0, weight_decay=0.1)
     lr = SequentialLR(
         optimizer,
         [LinearLR(optimizer, 0.0, 0.01, total_iters=2), CosineDecayLR(optimizer, 0.01, 0.001, total_iters=4)],

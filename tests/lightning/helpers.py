@@ -49,13 +49,14 @@ class RecordHyperparameters(L.Callback):
         self.values = []  # one entry per optimizer step: [(lr, wd) per group] per optimizer
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):
-        self.values.append([(group["lr"], group.get("weight_decay")) for group in optimizer.param_groups])
+        # Tensor-valued schedules update one tensor in place: keep its value, not the tensor.
+        self.values.append([(_float(group["lr"]), _float(group.get("weight_decay"))) for group in optimizer.param_groups])
 
     def lrs(self, group: int = 0):
-        return [_float(step[group][0]) for step in self.values]
+        return [step[group][0] for step in self.values]
 
     def wds(self, group: int = 0):
-        return [_float(step[group][1]) for step in self.values]
+        return [step[group][1] for step in self.values]
 
 
 def _float(value):

@@ -4,6 +4,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+import wse.optim
 from wse.optim.lr_scheduler import CosineDecayLR, LinearLR, SequentialLR
 from wse.optim.weight_decay_scheduler import CosineDecayWD
 
@@ -33,6 +34,23 @@ def torch_sgd_wse_schedules(module):
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": lr, "interval": "step"}}
 
 
+def wse_adamw_wse_schedules(module):
+    optimizer = wse.optim.AdamW(module.parameters(), lr=0.05, weight_decay=0.1)
+    lr = SequentialLR(
+        optimizer,
+        [LinearLR(optimizer, 0.0, 0.05, total_iters=10), CosineDecayLR(optimizer, 0.05, 0.0005, total_iters=20)],
+        milestones=[10],
+    )
+    wd = CosineDecayWD(optimizer, initial_val=0.1, end_val=0.0, total_iters=30)
+    return [optimizer], [{"scheduler": lr, "interval": "step"}, {"scheduler": wd, "interval": "step"}]
+
+
+def wse_sgd_tensor_valued_schedules(module):
+    optimizer = wse.optim.SGD(module.parameters(), lr=0.1, momentum=0.9, weight_decay=0.01)
+    lr = CosineDecayLR(optimizer, 0.1, 0.001, total_iters=30).enable_tensor_values()
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": lr, "interval": "step"}}
+
+
 def _fit(configure, max_steps, callbacks=(), ckpt_path=None, checkpoints=False):
     module = TinyModel(configure)
     record = RecordHyperparameters()
@@ -57,7 +75,10 @@ def assert_identical(a, b, where="state"):
         assert a == b, where
 
 
-@pytest.mark.parametrize("configure", [torch_adamw_torch_schedules, torch_sgd_wse_schedules])
+@pytest.mark.parametrize(
+    "configure",
+    [torch_adamw_torch_schedules, torch_sgd_wse_schedules, wse_adamw_wse_schedules, wse_sgd_tensor_valued_schedules],
+)
 def test_resume_from_step_15_is_bit_identical_to_an_uninterrupted_run(configure, tmp_path):
     whole, whole_trainer, whole_record = _fit(configure, 30)
 

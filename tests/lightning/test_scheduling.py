@@ -3,6 +3,7 @@ import lightning as L
 import pytest
 import torch
 
+import wse.optim
 from wse.lightning import SchedulerStepError, WSEStrategy, WSEStrategyWarning
 from wse.optim.lr_scheduler import CosineDecayLR, LinearLR, SequentialLR
 from wse.optim.weight_decay_scheduler import CosineDecayWD, LinearWD
@@ -11,7 +12,7 @@ from .helpers import QUIET, RecordHyperparameters, TinyModel, cosine, linear, lo
 
 
 def _warmup_cosine(module):
-    optimizer = torch.optim.AdamW(module.parameters(), lr=1.0, weight_decay=0.1)
+    optimizer = wse.optim.AdamW(module.parameters(), lr=1.0, weight_decay=0.1)
     lr = SequentialLR(
         optimizer,
         [LinearLR(optimizer, 0.0, 1e-2, total_iters=4), CosineDecayLR(optimizer, 1e-2, 1e-4, total_iters=8)],
@@ -40,6 +41,23 @@ def test_lr_and_wd_follow_their_closed_forms_at_every_step_and_epoch_interval_is
     assert record.lrs() == pytest.approx([_expected_lr(t) for t in range(12)], rel=1e-12, abs=1e-15)
     assert record.wds() == pytest.approx([cosine(0.1, 0.01, 12, t) for t in range(12)], rel=1e-12)
     assert all(config.interval == "step" and config.frequency == 1 for config in trainer.lr_scheduler_configs)
+
+
+def test_tensor_valued_schedules_follow_their_closed_forms():
+    def configure(module):
+        optimizer = wse.optim.SGD(module.parameters(), lr=1.0, momentum=0.9, weight_decay=0.1)
+        lr = CosineDecayLR(optimizer, 0.5, 0.0, total_iters=6).enable_tensor_values()
+        wd = LinearWD(optimizer, 0.1, 0.0, total_iters=6).enable_tensor_values()
+        return [optimizer], [lr, wd]
+
+    record = RecordHyperparameters()
+    trainer = L.Trainer(strategy="wse", max_steps=6, callbacks=[record], **QUIET)
+    with pytest.warns(WSEStrategyWarning):
+        trainer.fit(TinyModel(configure), loader(batches=4))
+    assert isinstance(trainer.optimizers[0].param_groups[0]["lr"], torch.Tensor)
+    # float32 tensors: the closed form to float32 precision.
+    assert record.lrs() == pytest.approx([cosine(0.5, 0.0, 6, t) for t in range(6)], rel=1e-6, abs=1e-7)
+    assert record.wds() == pytest.approx([linear(0.1, 0.0, 6, t) for t in range(6)], rel=1e-6, abs=1e-7)
 
 
 def test_torch_schedulers_with_epoch_interval_and_frequency_step_per_iteration():

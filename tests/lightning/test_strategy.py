@@ -8,6 +8,7 @@ from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
 from torch.utils.data import RandomSampler
 
 import wse
+import wse.optim
 from wse.lightning import LazyOptimizerStateError, WSEStrategy, WSEStrategyWarning
 
 from .helpers import QUIET, TinyModel, loader
@@ -43,6 +44,14 @@ def test_one_process_takes_the_single_device_path_and_preinitializes():
     assert probe.model_type is TinyModel, "no DistributedDataParallel wrapper"
     assert probe.sampler_type is RandomSampler, "the user's sampler, no DistributedSampler"
     assert all(keys == ["exp_avg", "exp_avg_sq", "step"] for keys in probe.state.values())
+
+
+def test_a_wse_optimizer_keeps_the_state_it_allocated_itself():
+    probe = Probe()
+    trainer = L.Trainer(strategy="wse", max_steps=1, callbacks=[probe], **QUIET)
+    trainer.fit(TinyModel(lambda m: wse.optim.Adam(m.parameters(), lr=0.01)), loader())
+    assert trainer.strategy._optimizer_setup == ["Adam: preinitialize()"]
+    assert all(probe.state.values()), "every parameter had its state before the first step"
 
 
 def test_several_devices_resolve_to_lightnings_ddp_machinery():
