@@ -17,6 +17,7 @@ from numbers import Number
 from typing import Optional
 
 from .. import schedules as S
+from ..schedules._backend import HOST
 from ..schedules.anneal import RAMP_SHAPES, require_choice
 from ..schedules.warmup_anneal import DECAY_STYLES, WSD_DECAY_STYLES
 
@@ -251,7 +252,9 @@ class OptimizerParamScheduler:
 
     def step(self, increment: int) -> None:
         """Advance ``increment`` steps and write every group's lr and weight decay."""
-        if isinstance(increment, bool) or not isinstance(increment, Number) or increment != int(increment):
+        if type(increment) is not int and (
+            isinstance(increment, bool) or not isinstance(increment, Number) or increment != int(increment)
+        ):
             raise TypeError(f"OptimizerParamScheduler.step: `increment` must be a whole number of steps, got {increment!r}.")
         if self.num_steps + increment < 0:
             raise ValueError(
@@ -264,7 +267,14 @@ class OptimizerParamScheduler:
     def _write_param_groups(self) -> None:
         # Compute everything before writing anything, so that a bad group leaves all untouched.
         groups = self.optimizer.param_groups
-        values = [(self.get_lr(group), self.get_wd(group) * group.get("wd_mult", 1.0)) for group in groups]
+        t = float(self.num_steps)
+        values = [
+            (
+                self.lr_schedule(group).evaluate(t, HOST),
+                self.wd_schedule(group).evaluate(t, HOST) * group.get("wd_mult", 1.0),
+            )
+            for group in groups
+        ]
         for group, (lr, weight_decay) in zip(groups, values):
             group["lr"] = lr
             group["weight_decay"] = weight_decay

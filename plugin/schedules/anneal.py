@@ -30,6 +30,14 @@ def require_choice(owner: str, name: str, value, choices) -> None:
     raise ValueError(f"{owner}: `{name}` must be one of {list(choices)}, got {value!r}.{hint}")
 
 
+_REMAINING = {
+    "linear": lambda r, m: 1.0 - r,
+    "cosine": lambda r, m: 0.5 * (1.0 + m.cos(m.pi * r)),
+    "exponential": lambda r, m: 2.0 * m.pow(0.5, r) - 1.0,
+    "minus_sqrt": lambda r, m: 1.0 - m.sqrt(m.maximum(r, 0.0)),
+}
+
+
 @dataclass(frozen=True)
 class Anneal(Schedule):
     """From ``initial`` to ``end`` over ``total_steps`` along ``shape``, then ``end``.
@@ -73,18 +81,9 @@ class Anneal(Schedule):
 
     def evaluate(self, t, m):
         r = self.progress(t, m)
-        shape = self.shape
-        if shape == "inverse_proportional":
+        if self.shape == "inverse_proportional":
             return self._harmonic(r, m)
-        if shape == "linear":
-            remaining = 1.0 - r
-        elif shape == "cosine":
-            remaining = 0.5 * (1.0 + m.cos(m.pi * r))
-        elif shape == "exponential":
-            remaining = 2.0 * m.pow(0.5, r) - 1.0
-        else:  # minus_sqrt
-            remaining = 1.0 - m.sqrt(m.maximum(r, 0.0))
-        return self.end + remaining * (self.initial - self.end)
+        return self.end + _REMAINING[self.shape](r, m) * (self.initial - self.end)
 
     def _harmonic(self, r, m):
         initial, end = self.initial, self.end

@@ -73,33 +73,26 @@ class WarmupAnneal(Schedule):
         style = self.style
         if style in ("linear", "cosine"):
             return self._anneal.evaluate(t - self.warmup_steps, m)
+        if style == "WSD" and self._anneal is not None:
+            # Every anneal shape is exactly 1 at progress 0, so clamping the local step at 0
+            # gives the held value, in the same form, before the anneal starts.
+            return self._anneal.evaluate(m.maximum(t - (self.decay_steps - self.wsd_decay_steps), 0.0), m)
         if style == "inverse-square-root":
             numerator = self.peak * math.sqrt(max(self.warmup_steps, 1))
             return m.maximum(numerator / m.sqrt(m.maximum(t, 1.0)), self.end)
-        if style == "constant" or self._anneal is None:
-            # WSD with no anneal steps holds the peak in Megatron-Core's form.
-            return m.const(t, self.peak if style == "constant" else self.end + 1.0 * (self.peak - self.end))
-        # Every anneal shape is exactly 1 at progress 0, so clamping the local step at 0
-        # gives the held value, in the same form, before the anneal starts.
-        anneal_start = self.decay_steps - self.wsd_decay_steps
-        return self._anneal.evaluate(m.maximum(t - anneal_start, 0.0), m)
+        # constant, or WSD without anneal steps (which holds the peak in Megatron-Core's form)
+        return m.const(t, self.peak if style == "constant" else self.end + 1.0 * (self.peak - self.end))
+
+    def _phase(self, k, t, m):
+        """Phase 0 is the warmup (t <= warmup_steps), 1 the decay, 2 the end value."""
+        if k == 1:
+            return self._decay(t, m)
+        if k == 0:
+            return self.initial + (self.peak - self.initial) * t / self.warmup_steps
+        return m.const(t, self.end)
 
     def evaluate(self, t, m):
-        end = self.end
-        warmup = self.warmup_steps
-        initial, rise = self.initial, self.peak - self.initial
-
-        def phase(k, t):
-            if k == 0:
-                return initial + rise * t / warmup
-            if k == 1:
-                return self._decay(t, m)
-            return m.const(t, end)
-
-        if self.style == "constant":
-            boundaries = (warmup,)
-        else:
-            boundaries = (warmup, self.decay_steps)
-        if warmup > 0:
-            return m.piecewise(t, boundaries, phase, after=True)
-        return m.piecewise(t, boundaries[1:], lambda k, t: phase(k + 1, t), after=True)
+        boundaries = (self.warmup_steps,) if self.style == "constant" else (self.warmup_steps, self.decay_steps)
+        if self.warmup_steps > 0:
+            return m.piecewise(t, boundaries, lambda k, t: self._phase(k, t, m), after=True)
+        return m.piecewise(t, boundaries[1:], lambda k, t: self._phase(k + 1, t, m), after=True)

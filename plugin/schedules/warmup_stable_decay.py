@@ -8,6 +8,7 @@ checkpoint, the last one at (or just before) the end of training.
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from typing import List, NamedTuple, Tuple
 
@@ -97,7 +98,7 @@ class WarmupStableDecay(Schedule):
         object.__setattr__(self, "_plan", self._build_plan())
 
     def _build_plan(self):
-        """(boundaries, parts) after the warmup; part k is ``scale * schedule(t - offset)``."""
+        """(boundaries, parts): part k, ``scale * schedule(t - offset)``, holds from boundary k-1."""
         peak = Constant(self.peak)
         boundaries, parts = [], [(0, 1.0, peak)]
         for period in decay_periods(self.checkpoints, self.decay_ratio):
@@ -108,9 +109,14 @@ class WarmupStableDecay(Schedule):
             boundaries.append(period.period_end)
             parts.append((0, 1.0, peak))
         parts[-1] = (0, 1.0, Constant(self.peak * self.floor_ratio))
+        if self.warmup_steps > 0:
+            # The warmup replaces whatever it overlaps; the part active at its end takes over.
+            active = bisect.bisect_right(boundaries, self.warmup_steps)
+            warmup = (0, 1.0, _LinearWarmup(self.warmup_start, self.peak, self.warmup_steps))
+            boundaries, parts = [self.warmup_steps] + boundaries[active:], [warmup] + parts[active:]
         return tuple(boundaries), tuple(parts)
 
-    def _after_warmup(self, t, m):
+    def evaluate(self, t, m):
         boundaries, parts = self._plan
 
         def part(k, t):
@@ -120,14 +126,14 @@ class WarmupStableDecay(Schedule):
 
         return m.piecewise(t, boundaries, part)
 
+
+@dataclass(frozen=True)
+class _LinearWarmup(Schedule):
+    """``start + (t / steps) * (peak - start)``: the warmup in the form its users write it."""
+
+    start: float
+    peak: float
+    steps: float
+
     def evaluate(self, t, m):
-        if self.warmup_steps <= 0:
-            return self._after_warmup(t, m)
-        warmup, start, peak = self.warmup_steps, self.warmup_start, self.peak
-
-        def phase(k, t):
-            if k == 0:
-                return start + (t / warmup) * (peak - start)
-            return self._after_warmup(t, m)
-
-        return m.piecewise(t, (warmup,), phase)
+        return self.start + (t / self.steps) * (self.peak - self.start)
