@@ -8,6 +8,7 @@ import lightning.pytorch as pl
 from lightning.fabric.plugins.collectives.torch_collective import default_pg_timeout
 from lightning.fabric.strategies import _StrategyRegistry
 from lightning.pytorch.strategies import DDPStrategy
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch.optim import Optimizer
 
@@ -30,12 +31,13 @@ class WSEStrategy(DDPStrategy):
     * the training step runs through one seam, ``_run_step_on_device``, where the
       static-graph device (capture, verify, replay) plugs in.
 
-    ``Trainer(strategy="wse")`` resolves to this class for any number of devices. Lightning
-    creates a registered strategy before telling it the devices, so the choice is made
-    once it knows them (``_configure_launcher``): several processes train data-parallel
-    with Lightning's own DDP machinery (gloo on CPUs, nccl on GPUs); one process takes
-    the single-device path of ``SingleDeviceStrategy`` (no process group, no DDP wrapper,
-    no distributed sampler) and pays nothing for being able to do more.
+    ``Trainer(strategy="wse")`` resolves to this class for any number of devices: Lightning
+    instantiates a registered strategy with no arguments and only then sets its
+    ``parallel_devices`` and ``num_nodes``, so the path is chosen from those
+    (``is_multiprocess``). Several processes train data-parallel with Lightning's own DDP
+    machinery (gloo on CPUs, nccl on GPUs); one process takes the single-device path of
+    ``SingleDeviceStrategy`` (no launcher, no process group, no DDP wrapper, no
+    distributed sampler) and pays nothing for being able to do more.
 
     Args:
         strict: what a broken rule (lazy optimizer state, a scheduler that cannot step per
@@ -118,7 +120,8 @@ class WSEStrategy(DDPStrategy):
             # Strategy.setup: move the model, set up optimizers and precision; `_setup_model` keeps
             # the module unwrapped.
             super(DDPStrategy, self).setup(trainer)
-        rank_zero_info(self.describe())
+        if trainer.state.fn == TrainerFn.FITTING:
+            rank_zero_info(self.describe())
 
     def _setup_model(self, model):
         return super()._setup_model(model) if self.is_multiprocess else model

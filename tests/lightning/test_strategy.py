@@ -141,3 +141,15 @@ def test_a_lazy_optimizer_trains_when_told_to_warn():
     with pytest.warns(WSEStrategyWarning, match="HomeMadeSGD"):
         trainer.fit(TinyModel(lambda m: HomeMadeSGD(m.parameters())), loader())
     assert trainer.global_step == 2
+
+
+def test_validate_outside_fit_runs_on_the_single_device_path():
+    class Validated(TinyModel):
+        def validation_step(self, batch, batch_idx):
+            loss = self.training_step(batch, batch_idx)
+            self.log("val_loss", loss)
+            return loss
+
+    trainer = L.Trainer(strategy="wse", **QUIET)
+    (metrics,) = trainer.validate(Validated(), loader())
+    assert "val_loss" in metrics and not torch.distributed.is_initialized()
