@@ -33,17 +33,17 @@ CASES = [
 ]
 
 
-def _params():
+def _params(device="cpu"):
     generator = torch.Generator().manual_seed(0)
     shapes = [(3, 4), (4,), (1,)]
-    return [torch.nn.Parameter(torch.randn(shape, generator=generator)) for shape in shapes]
+    return [torch.nn.Parameter(torch.randn(shape, generator=generator).to(device)) for shape in shapes]
 
 
 def _run(optimizer, params, steps):
     generator = torch.Generator().manual_seed(1)
     for _ in range(steps):
         for p in params:
-            p.grad = torch.randn(p.shape, generator=generator)
+            p.grad = torch.randn(p.shape, generator=generator).to(p.device)
         optimizer.step()
 
 
@@ -54,7 +54,33 @@ def _case_id(case):
 
 @pytest.mark.parametrize("cls, kwargs", CASES, ids=[_case_id(c) for c in CASES])
 def test_preinitialized_torch_optimizer_has_torch_layout_and_trajectory(cls, kwargs):
-    lazy_params, early_params = _params(), _params()
+    _check_layout_and_trajectory(cls, kwargs, "cpu")
+
+
+# On CUDA, capturable and fused optimizers keep their `step` on the device.
+CUDA_CASES = [
+    (torch.optim.Adam, {"capturable": True}),
+    (torch.optim.AdamW, {"fused": True, "amsgrad": True}),
+    (torch.optim.Adagrad, {"fused": True}),
+    (torch.optim.Adadelta, {"capturable": True}),
+    (torch.optim.Adamax, {"capturable": True}),
+    (torch.optim.ASGD, {"capturable": True}),
+    (torch.optim.NAdam, {"capturable": True}),
+    (torch.optim.RAdam, {"capturable": True}),
+    (torch.optim.RMSprop, {"capturable": True, "momentum": 0.9, "centered": True}),
+    (torch.optim.Rprop, {"capturable": True}),
+    (torch.optim.SGD, {"fused": True, "momentum": 0.9}),
+]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("cls, kwargs", CUDA_CASES, ids=[_case_id(c) for c in CUDA_CASES])
+def test_preinitialized_capturable_and_fused_optimizers_on_cuda(cls, kwargs):
+    _check_layout_and_trajectory(cls, kwargs, "cuda")
+
+
+def _check_layout_and_trajectory(cls, kwargs, device):
+    lazy_params, early_params = _params(device), _params(device)
     lazy = cls(lazy_params, lr=0.01, **kwargs)
     early = cls(early_params, lr=0.01, **kwargs)
 
