@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from enum import Enum
 from functools import partial
 from numbers import Number
-from typing import Callable, Iterable, List, Optional, Union
+from typing import Callable, Iterable, List, Union
 
 import torch
 
@@ -459,7 +459,8 @@ class WSDLrScheduler(_ClosedFormLrScheduler):
     Checkpoints are spaced geometrically, each twice the previous, the last at the end of
     the run: 2 checkpoints over 100K steps are [50K, 100K], 4 over 200K are [25K, 50K,
     100K, 200K] (the first is ``total_steps // 2 ** (num_checkpoints - 1)``).
-    ``num_warmup_steps=None`` warms up over 1% of the steps.
+    ``num_warmup_steps=None`` warms up over 1% of the steps (pytorch-accelerated's docstring
+    says 10%; its code and its own tests use 1%, and so does this).
 
     A continuation run (``is_continuation_from_checkpoint=True``) loads the state of the
     previous run with ``load_state_dict``, keeps its own ``total_steps``, starts a fresh
