@@ -38,7 +38,7 @@ from .location import Location, called_through, module_paths, user_location
 from .optimizer_state import StateSnapshot, parameter_names, state_bytes
 from .replay import CompiledStep, CudaGraphStep
 from .report import DeviceReport
-from .signature import OPTIMIZER_STEP, OPTIMIZER_STEP_DONE, format_signature, inputs_signature
+from .signature import OPTIMIZER_STEP, OPTIMIZER_STEP_DONE, format_signature, input_paths, inputs_key
 from .tape import HostReadGuard, OpTape
 
 CHECK_MODES = ("strict", "warn", "off")
@@ -305,13 +305,20 @@ class Device:
             )
         number = self._completed + 1
         if not self._is_checked(number):
+            if self.check != "off" and self._inputs is not None:
+                self._check_inputs(number, inputs, named_inputs)
             self._in_step = True
             return False
         run = _CheckedStep(number, capture=self._graph is None, location=user_location())
         self._in_step = True
         self._run = run
         try:
-            graph_checked = self._check_inputs(run, inputs, named_inputs)
+            if run.capture:
+                self._inputs = None
+            graph_checked = self._check_inputs(number, inputs, named_inputs, run.location)
+            if not run.capture:
+                for index in range(len(self.optimizers)):
+                    self._compare_state(run, index, f"code run between steps {self._completed} and {number}", run.location)
             self._install(run, graph_checked)
         except BaseException:
             self._uninstall(run)
@@ -418,30 +425,31 @@ class Device:
 
     # -- the checks -------------------------------------------------------------------------
 
-    def _check_inputs(self, run: _CheckedStep, inputs: tuple, named: dict) -> bool:
-        """Capture or compare the inputs; False if the graph cannot be compared this step."""
-        signature = inputs_signature(_inputs_tree(inputs, named))
-        if run.capture:
-            self._inputs = signature
+    def _check_inputs(self, number: int, inputs: tuple, named: dict, location=None) -> bool:
+        """Capture or compare the inputs; False if they differ (the graph cannot be compared)."""
+        tree = _inputs_tree(inputs, named)
+        key = inputs_key(tree)
+        if self._inputs is None:
+            self._inputs = key
             return True
-        captured_spec, captured = self._inputs
-        spec, leaves = signature
-        if spec == captured_spec and leaves == captured:
+        if key == self._inputs:
             return True
+        (spec, leaves), (captured_spec, captured) = key, self._inputs
         if spec != captured_spec:
             detail = f"  their structure is {spec}\n  the captured step had {captured_spec}"
         else:
             detail = "\n".join(
                 f"  {_input_name(path, inputs, named)}: {format_signature(now)} now, {format_signature(then)} captured"
-                for (path, now), (_, then) in zip(leaves, captured)
+                for path, now, then in zip(input_paths(tree), leaves, captured)
                 if now != then
             )
+        location = location or user_location()
         self._violate(
             ShapeChangeError(
-                f"step {run.number}: the inputs differ from those of the captured step {self._captured_at}:\n"
-                f"{detail}\n  at {run.location}\n{_SHAPE_HINT}",
-                step=run.number,
-                location=run.location,
+                f"step {number}: the inputs differ from those of the captured step {self._captured_at}:\n"
+                f"{detail}\n  at {location}\n{_SHAPE_HINT}",
+                step=number,
+                location=location,
             )
         )
         return False

@@ -142,21 +142,21 @@ FUNCTION_READ_HINT = _VALUE_READ_HINT
 # -- the inputs of a step -------------------------------------------------------------------
 
 
-def inputs_signature(inputs) -> Tuple[Any, Tuple[Tuple[str, Any], ...]]:
-    """``(structure, ((path, leaf signature), ...))`` of the step's inputs (any pytree).
+def inputs_key(inputs) -> Tuple[Any, tuple]:
+    """``(structure, leaf signatures)`` of the step's inputs (any pytree), cheap to compare.
 
     Tensors are compared by shape, dtype and device; other leaves by type only (a batch
     index that changes every step is not a change of the graph's inputs).
     """
-    leaves_with_paths, spec = pytree.tree_flatten_with_path(inputs)
-    leaves = tuple(
-        (
-            pytree.keystr(path),
-            (TENSOR, leaf.shape, leaf.dtype, leaf.device) if isinstance(leaf, torch.Tensor) else type(leaf),
-        )
-        for path, leaf in leaves_with_paths
+    leaves, spec = pytree.tree_flatten(inputs)
+    return spec, tuple(
+        [(TENSOR, leaf.shape, leaf.dtype, leaf.device) if isinstance(leaf, torch.Tensor) else type(leaf) for leaf in leaves]
     )
-    return spec, leaves
+
+
+def input_paths(inputs) -> Tuple[str, ...]:
+    """The path of each leaf of the inputs, in ``inputs_key`` order (``[0]['ids']``)."""
+    return tuple(pytree.keystr(path) for path, _ in pytree.tree_flatten_with_path(inputs)[0])
 
 
 # -- describing signatures to people --------------------------------------------------------
@@ -202,6 +202,3 @@ def format_event(event: tuple) -> str:
     parts = [format_signature(arg) for arg in args] + [f"{key}={format_signature(value)}" for key, value in kwargs]
     return f"{head}({', '.join(parts)}) -> {format_signature(out)}"
 
-
-def format_inputs_leaf(signature) -> str:
-    return format_signature(signature)
