@@ -150,11 +150,16 @@ class Device:
         verify_every: also verify every step whose number is a multiple of this.
         compile: run the step function of ``wrap()`` through ``torch.compile`` once verified.
         compile_backend: the ``torch.compile`` backend.
-        replay: ``"eager"`` or ``"cuda_graph"`` (capture the verified step in a CUDA graph
-            and replay it; needs CUDA).
+        replay: ``"eager"`` (or None) or ``"cuda_graph"`` (capture the verified step in a
+            CUDA graph and replay it; needs CUDA).
         cuda_graph_warmup: steps run on a side stream before the CUDA graph is captured.
         allow_host_reads_in: modules whose own host reads are not violations. torch.optim
             reads its host-side step counter in eager mode and does not when compiled.
+        host_code: modules whose work inside the step is host-side bookkeeping beside the
+            graph, as a step closure would do it (a framework's logging of step values,
+            e.g. ``"lightning.pytorch.core.module"``): their operations are left out of the
+            graph and their host reads are allowed. Costs a stack walk per operation in
+            checked steps.
     """
 
     def __init__(
@@ -168,9 +173,10 @@ class Device:
         verify_every: Optional[int] = None,
         compile: bool = False,
         compile_backend: Union[str, Callable] = "inductor",
-        replay: str = "eager",
+        replay: Optional[str] = "eager",
         cuda_graph_warmup: int = 3,
         allow_host_reads_in: Iterable[str] = ("torch.optim",),
+        host_code: Iterable[str] = (),
     ):
         if model is not None and not isinstance(model, torch.nn.Module):
             raise TypeError(f"Device: `model` must be a torch.nn.Module or None, got {type(model).__name__}.")
@@ -183,8 +189,10 @@ class Device:
             raise ValueError(f"Device: `verify_every` must be None or an integer >= 1, got {verify_every!r}.")
         if not isinstance(compile, bool):
             raise TypeError(f"Device: `compile` must be True or False, got {compile!r}.")
+        if replay is None:
+            replay = "eager"
         if replay not in REPLAYS:
-            raise ValueError(f"Device: `replay` must be one of {REPLAYS}, got {replay!r}.")
+            raise ValueError(f"Device: `replay` must be one of {REPLAYS} (None means 'eager'), got {replay!r}.")
         self.model = model
         self.optimizers: List[torch.optim.Optimizer] = [
             _unwrap_optimizer(optimizer, i) for i, optimizer in enumerate(_as_list(optimizers, "optimizers"))
@@ -200,11 +208,8 @@ class Device:
         self.compile_backend = compile_backend
         self.replay = replay
         self.cuda_graph_warmup = cuda_graph_warmup
-        allowed = tuple(allow_host_reads_in)
-        self._allowed_read_paths = module_paths(allowed)
-        missing = [name for name in allowed if not module_paths([name])]
-        if missing:
-            raise ValueError(f"Device: `allow_host_reads_in` names modules that are not installed: {missing}.")
+        self._host_code_paths = _resolve_modules("host_code", host_code)
+        self._allowed_read_paths = _resolve_modules("allow_host_reads_in", allow_host_reads_in) + self._host_code_paths
         if replay == "cuda_graph":
             self._require_cuda()
 
@@ -405,7 +410,7 @@ class Device:
         for index, optimizer in enumerate(self.optimizers):
             run.handles.append(optimizer.register_step_pre_hook(functools.partial(self._before_optimizer_step, index)))
             run.handles.append(optimizer.register_step_post_hook(functools.partial(self._after_optimizer_step, index)))
-        run.tape = OpTape(on_event, self._on_host_read)
+        run.tape = OpTape(on_event, self._on_host_read, self._host_code_paths)
         run.guard = HostReadGuard(run.tape)
         run.guard.__enter__()
         run.tape.__enter__()
@@ -678,6 +683,16 @@ class StepFunction:
             self._fast = fast
             device._fast_steps.append(self)
         return self._fast
+
+
+def _resolve_modules(option: str, names: Iterable[str]) -> tuple:
+    if isinstance(names, str):
+        names = (names,)
+    names = tuple(names)
+    missing = [name for name in names if not module_paths([name])]
+    if missing:
+        raise ValueError(f"Device: `{option}` names modules that are not installed: {missing}.")
+    return module_paths(names)
 
 
 def _ignore(event) -> None:

@@ -2,8 +2,10 @@
 
 A violation is found deep inside torch (an aten operation, an optimizer hook), but the
 line worth naming is the user's: the innermost frame whose file lies outside torch,
-Lightning, Accelerate, torchmetrics and wse itself (and outside ``contextlib`` and
-frozen import machinery, which only forward calls).
+Lightning, Accelerate, torchmetrics and wse itself, and outside the Python standard
+library (``copy``, ``contextlib``, ``functools`` only carry calls through). Other
+installed packages count as the user's code: a model from a model library is named
+where it runs.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import importlib.util
 import linecache
 import os
 import sys
+import sysconfig
 from dataclasses import dataclass
 from typing import Dict, Iterable, Optional, Tuple
 
@@ -73,15 +76,14 @@ def module_paths(module_names: Iterable[str]) -> Tuple[str, ...]:
 def _library_prefixes() -> Tuple[str, ...]:
     wse_root = os.path.dirname(os.path.dirname(os.path.realpath(__file__))) + os.sep
     prefixes = module_paths(_LIBRARY_PACKAGES) + (wse_root,) + module_paths([__package__.split(".")[0] + ".callbacks"])
-    stdlib_forwarders = tuple(os.path.realpath(module.__file__) for module in _stdlib_forwarders())
-    return prefixes + stdlib_forwarders
+    return prefixes
 
 
-def _stdlib_forwarders():
-    import contextlib
-    import functools
+def _stdlib_root() -> str:
+    return os.path.realpath(sysconfig.get_paths()["stdlib"]) + os.sep
 
-    return contextlib, functools
+
+_INSTALLED = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep)
 
 
 class _Classifier:
@@ -89,6 +91,7 @@ class _Classifier:
 
     def __init__(self):
         self._prefixes: Optional[Tuple[str, ...]] = None
+        self._stdlib = _stdlib_root()
         self._is_library: Dict[str, bool] = {}
         self._real: Dict[str, str] = {}
 
@@ -108,7 +111,10 @@ class _Classifier:
         if filename.startswith(_GENERATED_PREFIXES):
             verdict = True
         else:
-            verdict = self.realpath(filename).startswith(self._prefixes)
+            path = self.realpath(filename)
+            verdict = path.startswith(self._prefixes) or (
+                path.startswith(self._stdlib) and not any(part in path for part in _INSTALLED)
+            )
         self._is_library[filename] = verdict
         return verdict
 
@@ -117,7 +123,7 @@ _CLASSIFIER = _Classifier()
 
 
 def is_library_file(filename: str) -> bool:
-    """Whether ``filename`` belongs to torch, Lightning, Accelerate, torchmetrics or wse."""
+    """Whether ``filename`` belongs to torch, Lightning, Accelerate, torchmetrics, wse or the standard library."""
     return _CLASSIFIER.is_library(filename)
 
 

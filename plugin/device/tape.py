@@ -10,11 +10,12 @@ machine where the simulated device is the host.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Tuple
 
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from .location import called_through
 from .signature import FUNCTION_READ_HINT, FUNCTION_READS, WATCHED_OPS, host_read_of_op, op_event
 
 # on_host_read(what, hint): the device decides whether it is a violation, raises or warns.
@@ -22,18 +23,25 @@ HostReadHandler = Callable[[str, str], None]
 
 
 class OpTape(TorchDispatchMode):
-    """Passes every operation to ``on_event`` and every host read to ``on_host_read``."""
+    """Passes every operation to ``on_event`` and every host read to ``on_host_read``.
 
-    def __init__(self, on_event: Callable[[tuple], None], on_host_read: HostReadHandler):
+    Operations run by code under ``host_code`` (path prefixes) are host-side bookkeeping
+    beside the graph: they run unrecorded and unchecked.
+    """
+
+    def __init__(self, on_event: Callable[[tuple], None], on_host_read: HostReadHandler, host_code: Tuple[str, ...] = ()):
         super().__init__()
         self.on_event = on_event
         self.on_host_read = on_host_read
+        self.host_code = host_code
         # > 0 while a host read already reported at the Tensor-method level runs.
         self.reads_reported = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         if kwargs is None:
             kwargs = {}
+        if self.host_code and called_through(self.host_code):
+            return func(*args, **kwargs)
         if func in WATCHED_OPS and not self.reads_reported:
             found = host_read_of_op(func, args, kwargs)
             if found is not None:

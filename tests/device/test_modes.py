@@ -174,7 +174,7 @@ def test_wrappers_with_an_optimizer_attribute_are_unwrapped():
         (dict(check="loud"), ValueError, "`check` must be one of ('strict', 'warn', 'off')"),
         (dict(verify_steps=-1), ValueError, "`verify_steps` must be an integer >= 0"),
         (dict(verify_every=0), ValueError, "`verify_every` must be None or an integer >= 1"),
-        (dict(replay="graph"), ValueError, "`replay` must be one of ('eager', 'cuda_graph')"),
+        (dict(replay="graph"), ValueError, "`replay` must be one of ('eager', 'cuda_graph') (None means 'eager')"),
         (dict(compile="yes"), TypeError, "`compile` must be True or False"),
         (dict(allow_host_reads_in=["no_such_module_here"]), ValueError, "not installed: ['no_such_module_here']"),
     ],
@@ -202,3 +202,31 @@ def test_bad_objects_are_rejected():
 def test_cuda_graph_replay_without_cuda_says_what_to_use_instead():
     with pytest.raises(RuntimeError, match="needs a CUDA device.*replay='eager'"):
         Tiny().device(replay="cuda_graph")
+
+
+def run_with_logging(device: Device, tiny: Tiny, metrics) -> None:
+    for x in batches(5):
+        with device.step(x):
+            loss = tiny.loss(x)
+            metrics.log("loss", loss)
+            loss.backward()
+            tiny.optimizer.step()
+            tiny.optimizer.zero_grad()
+            tiny.scheduler.step()
+
+
+def test_a_frameworks_logging_named_as_host_code_is_left_out_of_the_graph():
+    from .framework_logging import MetricLog
+
+    tiny = Tiny()
+    with pytest.raises(GraphChangeError, match="step 2"):
+        run_with_logging(tiny.device(), tiny, MetricLog())  # lazily allocated accumulators
+
+    tiny = Tiny()
+    metrics = MetricLog()
+    device = tiny.device(host_code=["tests.device.framework_logging"])
+    run_with_logging(device, tiny, metrics)
+    assert device.report().violations == {}
+    assert metrics.mean("loss") > 0
+    operations = {str(event[0]) for event in device.graph.events}
+    assert "aten.lift_fresh.default" not in operations and "aten.add_.Tensor" in operations
