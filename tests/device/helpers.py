@@ -50,6 +50,16 @@ def batches(count: int, batch_size: int = 8, seed: int = 0):
     return [torch.randn(batch_size, 4, generator=generator) for _ in range(count)]
 
 
+STEPS = 50
+
+
+def assert_same_training(eager: Tiny, eager_losses, other: Tiny, other_losses, rtol=1e-5, atol=1e-6) -> None:
+    """Same losses at every step and same final parameters, to float tolerance."""
+    torch.testing.assert_close(torch.stack(other_losses), torch.stack(eager_losses), rtol=rtol, atol=atol)
+    for a, b in zip(other.model.parameters(), eager.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=rtol, atol=atol)
+
+
 def line_of(path: str, marker: str) -> int:
     """The 1-based number of the one line of ``path`` that contains ``marker``."""
     with open(path) as handle:

@@ -4,19 +4,11 @@ import torch
 
 from wse.device import Device, ShapeChangeError
 
-from .helpers import Tiny, batches
-
-STEPS = 50
+from .helpers import STEPS, Tiny, assert_same_training, batches
 
 
 def eager_run(tiny: Tiny, data):
     return [tiny.train_step(x) for x in data]
-
-
-def assert_same_training(eager: Tiny, eager_losses, other: Tiny, other_losses, rtol=1e-5, atol=1e-6):
-    torch.testing.assert_close(torch.stack(other_losses), torch.stack(eager_losses), rtol=rtol, atol=atol)
-    for a, b in zip(other.model.parameters(), eager.model.parameters()):
-        torch.testing.assert_close(a, b, rtol=rtol, atol=atol)
 
 
 def test_the_compiled_step_matches_eager_over_50_steps_and_is_compiled_once():
