@@ -1,10 +1,11 @@
 """The price of checking a step, and what the device costs or gains once the step is verified.
 
-Run by hand: ``python benchmarks/bench_device.py [--model transformer|mlp] [--rounds R]
+Run by hand: ``python benchmarks/bench_device.py [--model mlp|transformer] [--rounds R]
 [--steps N] [--threads T]``.
 
 One training step (forward, backward, torch AdamW, a tensor-valued wse LR schedule) on a
-small transformer block or MLP on the CPU, run five ways from the same initial weights:
+small MLP (default) or transformer block on the CPU, run five ways from the same initial
+weights:
 
 * eager: the plain PyTorch loop, the anchor;
 * verifying: every step captured/verified by the device (the price of checking);
@@ -100,10 +101,11 @@ def compiled(model, optimizer, scheduler, train_step):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=("transformer", "mlp"), default="transformer")
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--steps", type=int, default=20, help="steps per variant per round")
+    parser.add_argument("--model", choices=("mlp", "transformer"), default="mlp")
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--steps", type=int, default=50, help="steps per variant per round")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=20, help="steps of each variant before timing")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -116,7 +118,7 @@ def main() -> None:
     ]
     # Warm-up: capture, verification window, compilation, allocator and caches.
     for variant in variants:
-        for _ in range(8):
+        for _ in range(args.warmup):
             variant.run(variant.batch)
 
     for round_index in range(args.rounds):
