@@ -36,8 +36,8 @@ from .graph import Graph, GraphRecorder, GraphVerifier, lazy_spans
 from .hyperparameters import GroupValues, host_changes, read_groups
 from .location import Location, called_through, module_paths, user_location
 from .optimizer_state import StateSnapshot, parameter_names, state_bytes
-from .replay import CompiledStep, CudaGraphStep
 from .report import DeviceReport
+from .step_function import StepFunction
 from .signature import OPTIMIZER_STEP, OPTIMIZER_STEP_DONE, format_signature, input_paths, inputs_key
 from .tape import HostReadGuard, OpTape
 
@@ -598,9 +598,13 @@ class Device:
         self._violations[error.kind] += 1
         if self.check == "strict":
             raise error
-        if error.kind not in self._warned:
-            self._warned.add(error.kind)
-            warnings.warn(StaticGraphWarning(error), stacklevel=3)
+        self.warn_once(error.kind, StaticGraphWarning(error))
+
+    def warn_once(self, kind: str, warning: Warning) -> None:
+        """Issue ``warning`` the first time ``kind`` happens on this device, never again."""
+        if kind not in self._warned:
+            self._warned.add(kind)
+            warnings.warn(warning, stacklevel=3)
 
     # -- the report -------------------------------------------------------------------------
 
@@ -634,55 +638,6 @@ class Device:
             f"Device(check={self.check!r}, steps={self._completed}, verified={self._verified}, "
             f"graph={self._graph!r}, compile={self.compile}, replay={self.replay!r})"
         )
-
-
-class StepFunction:
-    """A step function run by a device: checked eagerly while verifying, then fast."""
-
-    def __init__(self, device: Device, fn: Callable):
-        self.device = device
-        self.fn = fn
-        self.compiled_step: Optional[CompiledStep] = None
-        self.graph_step: Optional[CudaGraphStep] = None
-        self._fast: Optional[Callable] = None
-        functools.update_wrapper(self, fn)
-
-    def __call__(self, *args, **kwargs):
-        device = self.device
-        fast = device.compile or device.replay == "cuda_graph"
-        if not fast or device.next_step_checked():
-            with device.step(*args, **kwargs):
-                return self.fn(*args, **kwargs)
-        runner = self._runner()
-        device.begin_step(*args, **kwargs)
-        try:
-            out = runner(*args, **kwargs)
-        except BaseException:
-            device.abort_step()
-            raise
-        device.end_step()
-        if self.compiled_step is not None and self.compiled_step.recompilations and "recompile" not in device._warned:
-            device._warned.add("recompile")
-            warnings.warn(
-                f"the compiled step was compiled again at step {device.step_count}: something in it changes "
-                f"from call to call that verification did not see (a Python value, a new input shape).",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-        return out
-
-    def _runner(self) -> Callable:
-        """The compiled and/or CUDA-graph form of the step, built on first use."""
-        if self._fast is None:
-            device = self.device
-            fast = self.fn
-            if device.compile:
-                self.compiled_step = fast = CompiledStep(fast, device.compile_backend)
-            if device.replay == "cuda_graph":
-                self.graph_step = fast = CudaGraphStep(fast, device.cuda_graph_warmup, device.schedulers)
-            self._fast = fast
-            device._fast_steps.append(self)
-        return self._fast
 
 
 def _resolve_modules(option: str, names: Iterable[str]) -> tuple:
