@@ -74,7 +74,8 @@ class CudaGraphStep:
     def __init__(self, fn: Callable, warmup: int, schedulers: Sequence = ()):
         self.fn = fn
         self.warmup = warmup
-        self.schedulers = list(schedulers)
+        # Schedulers with a Python step counter (torch's and wse's ``last_epoch``).
+        self.schedulers = [s for s in schedulers if isinstance(getattr(s, "last_epoch", None), int)]
         self.graph: Optional["torch.cuda.CUDAGraph"] = None
         self.capture_seconds: Optional[float] = None
         self._warmed = 0

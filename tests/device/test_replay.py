@@ -118,13 +118,14 @@ def test_the_cuda_graph_replay_matches_eager_over_50_steps():
 
 
 @pytest.mark.gpu
-def test_the_cuda_graph_replay_refuses_another_shape():
+@pytest.mark.parametrize("check, error, fragment", [("strict", ShapeChangeError, "drop_last"), ("off", ValueError, "fixed shapes")])
+def test_the_cuda_graph_replay_refuses_another_shape(check, error, fragment):
     tiny = cuda_tiny()
-    device = tiny.device(replay="cuda_graph", verify_steps=1, cuda_graph_warmup=1)
+    device = tiny.device(check=check, replay="cuda_graph", verify_steps=1, cuda_graph_warmup=1)
     step = device.wrap(cuda_step(tiny))
     for x in batches(4):
         step(x.cuda())
-    with pytest.raises(ValueError, match="fixed shapes"):
+    with pytest.raises(error, match=fragment):
         step(torch.randn(3, 4, device="cuda"))
 
 
