@@ -18,7 +18,7 @@ import hashlib
 from typing import Dict, List, Optional, Tuple
 
 from .location import Location, user_location
-from .signature import OPTIMIZER_STEP, OPTIMIZER_STEP_DONE, format_event
+from .signature import OPTIMIZER_STEP_DONE, format_event
 
 
 def is_marker(event: tuple) -> bool:
@@ -190,5 +190,3 @@ class GraphVerifier:
         self._events.append(event)
         self._locations.append(location)
 
-
-__all__ = ["Graph", "GraphRecorder", "GraphVerifier", "GraphMismatch", "lazy_spans", "OPTIMIZER_STEP"]
