@@ -196,18 +196,43 @@ class Scheduler(torch.optim.lr_scheduler.LRScheduler, ABC):
 
     def step(self, *args, **kwargs) -> None:
         """Advance one optimizer step and write the new value into the param groups."""
-        if not self._fast_path or self._step_tensor is not None:
+        if not self._fast_path:
             self.increment_last_epoch()
             self._step_count += 1
             self.update_last_value()
-            return
-        # The host path, kept lean: it runs on every training step.
+        elif self._step_tensor is None:
+            self._step_on_host()
+        else:
+            self._step_in_graph()
+
+    def _step_on_host(self) -> None:
+        # Kept lean: it runs on every training step.
         self.last_epoch += 1
         self._step_count += 1
         value = (self._schedule or self.schedule).evaluate(float(self.last_epoch), HOST)
         groups, key, last = self.optimizer.param_groups, self._key, self._last_value
         for index, scale in self._write_plan():
             groups[index][key] = last[index] = value * scale
+
+    def _step_in_graph(self) -> None:
+        # Only tensor operations here, so that a compiled step containing this one is
+        # the same graph at every step; the Python counters advance outside it.
+        self._count_step_on_host()
+        self._step_tensor.add_(1)
+        buffers = self._value_tensors
+        value = (self._schedule or self.schedule)(self._step_tensor.to(buffers[0].dtype))
+        groups, key = self.optimizer.param_groups, self._key
+        for index, scale in self._write_plan():
+            buffer = buffers[index]
+            buffer.copy_(value * scale)
+            if groups[index].get(key) is not buffer:  # replaced by an optimizer's load_state_dict
+                groups[index][key] = buffer
+
+    @torch.compiler.disable
+    def _count_step_on_host(self) -> None:
+        """Advance the Python step counters; never traced, so they never specialise a graph."""
+        self.last_epoch += 1
+        self._step_count += 1
 
     def update_last_value(self) -> None:
         """Compute the value at ``last_epoch`` and write it into the targeted groups."""
@@ -260,7 +285,7 @@ class Scheduler(torch.optim.lr_scheduler.LRScheduler, ABC):
         self._value_tensors = [
             torch.zeros((), dtype=dtype, device=device) for _ in self.optimizer.param_groups
         ]
-        self.update_last_value()
+        self.update_last_value()  # also sets the last values to the buffers of the targeted groups
         return self
 
     @property

@@ -149,3 +149,32 @@ def test_scale_per_param_multiplies_each_group_by_its_adjustment():
     scheduler = L.ScalePerParamLR(optimizer, L.LinearLR(optimizer, 0.1, 0.0, total_iters=10))
     scheduler.step()
     assert [g["lr"] for g in optimizer.param_groups] == [pytest.approx(0.045), pytest.approx(0.09)]
+
+
+def test_tensor_values_step_inside_a_compiled_function_without_recompiling():
+    torch._dynamo.reset()
+    compilations = []
+
+    def counting_backend(graph_module, example_inputs):
+        compilations.append(graph_module)
+        return graph_module.forward
+
+    weight = torch.nn.Parameter(torch.ones(3))
+    optimizer = torch.optim.SGD([weight], lr=0.1, weight_decay=0.1)
+    lr = L.CosineDecayLR(optimizer, 0.1, 0.0, total_iters=50).enable_tensor_values()
+    wd = W.LinearWD(optimizer, 0.1, 0.0, total_iters=50).enable_tensor_values()
+
+    @torch.compile(backend=counting_backend)
+    def scheduled_update():
+        lr.step()
+        wd.step()
+        return optimizer.param_groups[0]["lr"] * weight.sum() + optimizer.param_groups[0]["weight_decay"]
+
+    scheduled_update()
+    compiled_once = len(compilations)
+    for step in range(2, 101):
+        out = scheduled_update()
+        expected_lr = 0.05 * (1 + torch.cos(torch.tensor(min(step, 50) / 50 * torch.pi, dtype=torch.float64)).item())
+        assert out.item() == pytest.approx(3 * expected_lr + 0.1 * max(0.0, 1 - step / 50), rel=1e-5, abs=1e-7)
+    assert len(compilations) == compiled_once, "the step counter must not specialise the graph"
+    assert lr.last_epoch == 100 and wd.last_epoch == 100
