@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from ._scalars import ScalarPacks, new_scalar, write_back
+from ._scalars import ScalarPacks, new_scalar, static_state, write_back
 from .optimizer import Optimizer, _fits
 
 
@@ -62,21 +62,20 @@ class Bucket:
 
     ``state[name]`` lists one tensor per parameter (None where the slot does not apply);
     ``scalars[name]`` is a vector with one entry per parameter, updated in place by the
-    kernel.
+    kernel and written back to the parameters' 0-d state by ``write_back``.
     """
 
-    __slots__ = ("params", "grads", "state", "scalars", "_scalar_lists", "_write_backs")
+    __slots__ = ("params", "grads", "state", "scalars", "write_backs")
 
-    def __init__(self, tensor_names: Sequence[str], scalar_names: Sequence[str]):
+    def __init__(self):
         self.params: List[torch.Tensor] = []
         self.grads: List[torch.Tensor] = []
-        self.state: Dict[str, List[Optional[torch.Tensor]]] = {name: [] for name in tensor_names}
+        self.state: Dict[str, List[Optional[torch.Tensor]]] = {}
         self.scalars: Dict[str, torch.Tensor] = {}
-        self._scalar_lists: Dict[str, List[torch.Tensor]] = {name: [] for name in scalar_names}
-        self._write_backs: List[Tuple[torch.Tensor, List[torch.Tensor]]] = []
+        self.write_backs: List[Tuple[torch.Tensor, List[torch.Tensor]]] = []
 
     def write_back(self) -> None:
-        for vector, targets in self._write_backs:
+        for vector, targets in self.write_backs:
             write_back(vector, targets)
 
 
@@ -127,7 +126,7 @@ class MultiTensorOptimizer(Optimizer):
             state = self.state[p]
             for name, slot in slots.items():
                 if name not in state and slot.applies(p):
-                    state[name] = slot.make(p)
+                    state[name] = static_state(slot.make(p))
 
     def _scalar_names(self, group: Dict[str, Any]) -> List[str]:
         return [name for name, slot in self._state_slots(group).items() if slot.scalar]
@@ -167,42 +166,50 @@ class MultiTensorOptimizer(Optimizer):
         slots = self._state_slots(group)
         tensor_names = [name for name, slot in slots.items() if not slot.scalar]
         scalar_names = [name for name, slot in slots.items() if slot.scalar]
-        found: Dict[Tuple[torch.device, torch.dtype], Bucket] = {}
-        for p in group["params"]:
-            grad = p.grad
-            if grad is None:
-                continue
-            if grad.is_sparse:
-                raise RuntimeError(
-                    f"{type(self).__name__} does not support sparse gradients (a parameter of shape "
-                    f"{tuple(p.shape)} in param group {index} has one); use a dense gradient, e.g. "
-                    f"nn.Embedding(sparse=False), or torch.optim.SparseAdam for that parameter."
-                )
-            key = (p.device, p.dtype)
-            bucket = found.get(key)
-            if bucket is None:
-                bucket = found[key] = Bucket(tensor_names, scalar_names)
-            state = self.state[p]
-            bucket.params.append(p)
-            bucket.grads.append(grad)
+        params = [p for p in group["params"] if p.grad is not None]
+        if not params:
+            return []
+        grads = [p.grad for p in params]
+        if any(grad.is_sparse for grad in grads):
+            shape = next(tuple(p.shape) for p, grad in zip(params, grads) if grad.is_sparse)
+            raise RuntimeError(
+                f"{type(self).__name__} does not support sparse gradients (a parameter of shape {shape} in param "
+                f"group {index} has one); use a dense gradient, e.g. nn.Embedding(sparse=False), or "
+                f"torch.optim.SparseAdam for that parameter."
+            )
+        states = [self.state[p] for p in params]
+        keys = [(p.device, p.dtype) for p in params]
+        if keys.count(keys[0]) == len(keys):
+            members = {keys[0]: None}  # the common case: one device and dtype
+        else:
+            members = {}
+            for position, key in enumerate(keys):
+                members.setdefault(key, []).append(position)
+        buckets = []
+        for (device, dtype), positions in members.items():
+            bucket = Bucket()
+            if positions is None:
+                bucket.params, bucket.grads, own = params, grads, states
+            else:
+                bucket.params = [params[i] for i in positions]
+                bucket.grads = [grads[i] for i in positions]
+                own = [states[i] for i in positions]
             for name in tensor_names:
-                bucket.state[name].append(state.get(name))
+                bucket.state[name] = [state.get(name) for state in own]
             for name in scalar_names:
-                value = state.get(name)
-                if value is None:
+                values = [state.get(name) for state in own]
+                if any(value is None for value in values):
                     raise RuntimeError(
-                        f"{type(self).__name__}: the state of a parameter of shape {tuple(p.shape)} in param "
-                        f"group {index} has no {name!r}; state is allocated by preinitialize() and must not be "
-                        f"deleted (load a saved state with load_state_dict instead)."
+                        f"{type(self).__name__}: a parameter in param group {index} has no {name!r} in its state; "
+                        f"state is allocated by preinitialize() and must not be deleted (load a saved state "
+                        f"with load_state_dict instead)."
                     )
-                bucket._scalar_lists[name].append(value)
-        for (device, dtype), bucket in found.items():
-            for name in scalar_names:
-                vector, targets = self._scalar_packs.vector((index, name, device, dtype), bucket._scalar_lists[name])
+                vector, targets = self._scalar_packs.vector((index, name, device, dtype), values)
                 bucket.scalars[name] = vector
                 if targets is not None:
-                    bucket._write_backs.append((vector, targets))
-        return list(found.values())
+                    bucket.write_backs.append((vector, targets))
+            buckets.append(bucket)
+        return buckets
 
     # -- loading ---------------------------------------------------------------------
 
@@ -256,7 +263,7 @@ class MultiTensorOptimizer(Optimizer):
                         )
                     target = own.get(name)
                     if not _fits(target, value):
-                        target = slot.make(p)
+                        target = static_state(slot.make(p))
                         if target.shape != value.shape:
                             raise ValueError(
                                 f"{owner}.load_state_dict: saved state {name!r} of parameter {position} in param "

@@ -24,6 +24,19 @@ def scalar_dtype(p: torch.Tensor) -> torch.dtype:
     return torch.float64 if p.dtype == torch.float64 else torch.float32
 
 
+def static_state(tensor: torch.Tensor) -> torch.Tensor:
+    """Mark a state tensor as living at a fixed address for the whole run, and return it.
+
+    State is only ever updated in place, so a compiled step may treat it as a fixed
+    input (as torch.compile does with ``torch.optim`` state): fewer guards and checks per
+    call. Replacing the tensor afterwards (``visit_state``) costs one recompilation.
+    """
+    from torch._dynamo.decorators import mark_static_address
+
+    mark_static_address(tensor, guard=True)
+    return tensor
+
+
 def new_scalar(value, p: torch.Tensor) -> torch.Tensor:
     """A fresh 0-d state tensor holding ``value``, on ``p``'s device in ``scalar_dtype(p)``."""
     if isinstance(value, torch.Tensor):
@@ -62,7 +75,8 @@ class ScalarPacks:
                         [v.detach().reshape(()).to(device=device, dtype=scalar_dtype(params[0])) for v in values]
                     )
                     # Plain indexing (not unbind): its views may be updated in place in grad mode too.
-                    views = tuple(vector[i] for i in range(len(params)))
+                    views = tuple(static_state(vector[i]) for i in range(len(params)))
+                    static_state(vector)
                     for p, view in zip(params, views):
                         state[p][key] = view
                     self._packs[(index, key, device, dtype)] = (vector, views)
