@@ -1,7 +1,16 @@
 """wse: train under the rules of a static-graph accelerator, on any CPU or GPU."""
+from ._registration import register_when_lightning_is_imported
+
 __version__ = "0.1.0"
 
-# Importing wse makes `lightning.Trainer(strategy="wse")` available.
-from .lightning import WSEStrategy, register_strategy as _register_strategy
+# Makes `lightning.Trainer(strategy="wse")` available, without importing Lightning here.
+register_when_lightning_is_imported()
 
-_register_strategy()
+
+def __getattr__(name):
+    # `wse.WSEStrategy` imports Lightning only when asked for.
+    if name == "WSEStrategy":
+        from .lightning import WSEStrategy
+
+        return WSEStrategy
+    raise AttributeError(f"module 'wse' has no attribute {name!r}")

@@ -1,0 +1,22 @@
+"""`import wse` registers strategy "wse" without importing Lightning itself."""
+import subprocess
+import sys
+
+import pytest
+
+SCRIPTS = {
+    "wse first": "import wse, sys\nassert 'lightning' not in sys.modules\nimport lightning\n",
+    "lightning first": "import lightning.pytorch\nimport wse\n",
+    "from-import after wse": "import wse\nfrom lightning.pytorch import Trainer as _\nimport lightning\n",
+}
+
+
+@pytest.mark.parametrize("order", sorted(SCRIPTS))
+def test_trainer_finds_the_strategy_whatever_the_import_order(order):
+    script = SCRIPTS[order] + (
+        "trainer = lightning.pytorch.Trainer(strategy='wse', logger=False, enable_progress_bar=False)\n"
+        "import wse\n"
+        "assert type(trainer.strategy) is wse.WSEStrategy, type(trainer.strategy)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
