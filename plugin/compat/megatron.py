@@ -268,11 +268,17 @@ class OptimizerParamScheduler:
         # Compute everything before writing anything, so that a bad group leaves all untouched.
         groups = self.optimizer.param_groups
         t = float(self.num_steps)
+        # Groups usually share their settings, hence their schedules: evaluate each once.
+        evaluated = {}
+
+        def value_of(schedule):
+            value = evaluated.get(id(schedule))
+            if value is None:
+                value = evaluated[id(schedule)] = schedule.evaluate(t, HOST)
+            return value
+
         values = [
-            (
-                self.lr_schedule(group).evaluate(t, HOST),
-                self.wd_schedule(group).evaluate(t, HOST) * group.get("wd_mult", 1.0),
-            )
+            (value_of(self.lr_schedule(group)), value_of(self.wd_schedule(group)) * group.get("wd_mult", 1.0))
             for group in groups
         ]
         for group, (lr, weight_decay) in zip(groups, values):

@@ -38,6 +38,7 @@ import torch
 from .. import schedules as S
 from ..schedules._backend import HOST, as_step
 from ..schedules.warmup_stable_decay import decay_periods, geometric_checkpoints
+from ..optim._binding import Hyperparameter
 
 __all__ = [
     "TrainerPlaceholderValues",
@@ -262,10 +263,11 @@ class _ClosedFormLrScheduler(StatefulSchedulerBase):
     # Attributes the schedules are built from; setting one rebuilds them on next use.
     _schedule_inputs: frozenset = frozenset()
 
-    def __setattr__(self, name, value):
-        object.__setattr__(self, name, value)
-        if name in self._schedule_inputs or name == "base_lr_values":
-            self.__dict__.pop("_plan", None)
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # Setting an input clears the cached schedules; the per-step counter stays a plain attribute.
+        for name in cls._schedule_inputs | {"base_lr_values"}:
+            setattr(cls, name, Hyperparameter(name, invalidates="_plan"))
 
     def _build_schedule(self, base_lr: float) -> S.Schedule:
         raise NotImplementedError

@@ -34,12 +34,14 @@ _NOT_HYPERPARAMETERS = frozenset({"self", "optimizer", "schedulers", "scheduler"
 class Hyperparameter:
     """An argument that defines the schedule: setting it makes the schedule be rebuilt.
 
-    A descriptor rather than a ``__setattr__`` hook so that the attributes written on
-    every step (the counter, the last values) cost nothing extra.
+    Setting it clears the cached attribute named ``invalidates``. A descriptor rather than
+    a ``__setattr__`` hook so that the attributes written on every step (the counter, the
+    last values) cost nothing extra.
     """
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, invalidates: str = "_schedule"):
         self.name = name
+        self.invalidates = invalidates
 
     def __get__(self, instance, owner=None):
         if instance is None:
@@ -51,7 +53,7 @@ class Hyperparameter:
 
     def __set__(self, instance, value):
         instance.__dict__[self.name] = value
-        instance.__dict__["_schedule"] = None
+        instance.__dict__[self.invalidates] = None
 
 
 class Scheduler(torch.optim.lr_scheduler.LRScheduler, ABC):
