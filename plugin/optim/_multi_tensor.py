@@ -170,8 +170,8 @@ class MultiTensorOptimizer(Optimizer):
         if not params:
             return []
         grads = [p.grad for p in params]
-        if any(grad.is_sparse for grad in grads):
-            shape = next(tuple(p.shape) for p, grad in zip(params, grads) if grad.is_sparse)
+        if any(grad.layout != torch.strided for grad in grads):
+            shape = next(tuple(p.shape) for p, grad in zip(params, grads) if grad.layout != torch.strided)
             raise RuntimeError(
                 f"{type(self).__name__} does not support sparse gradients (a parameter of shape {shape} in param "
                 f"group {index} has one); use a dense gradient, e.g. nn.Embedding(sparse=False), or "

@@ -109,7 +109,12 @@ class Adam(_AdamBase):
     it is stored in the param groups as ``l2_regularization_rate`` and the groups'
     ``weight_decay`` (the decoupled decay) is 0. ``eps`` is added to ``sqrt(exp_avg_sq)``
     before the bias correction, so for the same ``eps`` the numbers differ slightly from
-    torch.optim.Adam's. ``load_state_dict`` also accepts torch.optim.Adam's state.
+    torch.optim.Adam's. A param group's own ``weight_decay`` is its L2 rate
+    (cerebras-pytorch 2.10.0 drops it and uses the optimizer's).
+
+    ``load_state_dict`` also accepts torch.optim.Adam's state: ``k`` steps taken become
+    the powers of step ``k + 1`` (cerebras-pytorch 2.10.0 sets those of step ``k``, which
+    repeats the bias correction of the last step).
     """
 
     def __init__(
@@ -155,7 +160,8 @@ class AdamW(_AdamBase):
     ``weight_decay`` is decoupled: ``p -= lr * weight_decay * p`` beside the Adam update.
     ``correct_bias=False`` drops the bias correction (and the powers of the betas), as
     BERT's optimizer does. ``load_state_dict`` also accepts the state of
-    torch.optim.AdamW and of Hugging Face's AdamW.
+    torch.optim.AdamW and of Hugging Face's AdamW (their step counts become the powers of
+    the coming step, as for Adam).
     """
 
     def __init__(

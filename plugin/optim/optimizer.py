@@ -73,7 +73,7 @@ class Optimizer(torch.optim.Optimizer, ABC):
 
     def add_param_group(self, param_group: Dict[str, Any]) -> None:
         """Add a param group; its ``tags`` become a set, so schedulers can select it."""
-        _refuse_shared_parameters(self, param_group)
+        _check_group_parameters(self, param_group)
         super().add_param_group(param_group)
         group = self.param_groups[-1]
         if group.get("tags"):
@@ -207,8 +207,11 @@ def _parameter_list(params: Any, owner: str) -> List[Any]:
     return params
 
 
-def _refuse_shared_parameters(optimizer: torch.optim.Optimizer, param_group: Dict[str, Any]) -> None:
-    """A parameter in two groups would be updated twice per step: say which one and where."""
+def _check_group_parameters(optimizer: torch.optim.Optimizer, param_group: Dict[str, Any]) -> None:
+    """Refuse an empty group, complex parameters and parameters listed twice, saying which and where.
+
+    (A parameter in two groups would be updated twice per step.)
+    """
     params = param_group.get("params")
     if isinstance(params, torch.Tensor):
         params = [params]

@@ -86,6 +86,27 @@ def train(optimizer_class, kwargs: Dict, steps: int = STEPS, checkpoints=CHECKPO
     return seen, state
 
 
+# Hyperparameters that decide which state exists, or bound a clamp, stay Python numbers.
+PYTHON_ONLY = {"momentum", "dampening", "etas", "step_sizes", "beta1"}
+
+
+def tensor_hyperparameters(kwargs: Dict, dtype=torch.float64) -> Dict:
+    """``kwargs`` with every other number as a 0-d tensor, as a scheduler in tensor mode writes them."""
+
+    def tensor(value):
+        return torch.tensor(float(value), dtype=dtype)
+
+    converted = {}
+    for key, value in kwargs.items():
+        if key in PYTHON_ONLY or isinstance(value, bool) or value is None:
+            converted[key] = value
+        elif isinstance(value, tuple):
+            converted[key] = tuple(tensor(v) for v in value)
+        else:
+            converted[key] = tensor(value)
+    return converted
+
+
 # name -> (class name, constructor arguments). Every switch of every optimizer appears.
 CASES = {
     "SGD": ("SGD", {"lr": 0.05}),

@@ -1,4 +1,6 @@
 """The base-class contract: state before the first step, hooks, tags, skipping, bad input."""
+import inspect
+
 import pytest
 import torch
 from torch.overrides import TorchFunctionMode
@@ -165,22 +167,20 @@ class _TensorToPython(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-def _as_tensors(kwargs):
-    converted = dict(kwargs)
-    for key in ("lr", "weight_decay"):
-        if key in converted:
-            converted[key] = torch.tensor(float(converted[key]))
-    return converted
-
-
 @pytest.mark.parametrize("cls_name", ALL)
 def test_tensor_hyperparameters_are_used_without_reading_them_back(cls_name):
+    cls = getattr(wse.optim, cls_name)
     kwargs = dict(FULL_STATE.get(cls_name, FIRST_CASE[cls_name]))
-    if cls_name != "Rprop":
+    # Every hyperparameter of the signature, defaults included, becomes a tensor.
+    for name, parameter in inspect.signature(cls).parameters.items():
+        if name not in kwargs and isinstance(parameter.default, (float, int, tuple)) and not isinstance(parameter.default, bool):
+            kwargs[name] = parameter.default
+    if "weight_decay" in kwargs:
         kwargs["weight_decay"] = 0.01
-    kwargs = _as_tensors(kwargs)
+    kwargs = C.tensor_hyperparameters(kwargs, dtype=torch.float32)
+    assert isinstance(kwargs["lr"], torch.Tensor)
     params = C.initial_params()
-    optimizer = getattr(wse.optim, cls_name)(params, **kwargs)
+    optimizer = cls(params, **kwargs)
     C.set_gradients(params, 0)
     optimizer.step()  # the first step may set things up; the contract is about every step
     C.set_gradients(params, 1)

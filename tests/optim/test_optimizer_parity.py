@@ -68,19 +68,10 @@ def test_state_matches_golden(name, trajectories):
             )
 
 
-def _tensor_hyperparameters(kwargs):
-    """The case with ``lr`` and ``weight_decay`` as 0-d tensors, as a scheduler in tensor mode writes them."""
-    converted = dict(kwargs)
-    for key in ("lr", "weight_decay"):
-        if converted.get(key) is not None:
-            converted[key] = torch.tensor(float(converted[key]), dtype=torch.float64)
-    return converted
-
-
 @pytest.mark.parametrize("name", sorted(C.CASES))
 def test_tensor_hyperparameters_give_the_golden_trajectory(name):
     cls_name, kwargs = C.CASES[name]
-    seen, _ = C.train(getattr(wse.optim, cls_name), _tensor_hyperparameters(kwargs), checkpoints=(C.STEPS,))
+    seen, _ = C.train(getattr(wse.optim, cls_name), C.tensor_hyperparameters(kwargs), checkpoints=(C.STEPS,))
     golden = GOLDEN["cases"][name]["params"][str(C.STEPS)]
     for index, (actual, expected) in enumerate(zip(seen[C.STEPS], golden)):
         expected = torch.tensor(expected, dtype=torch.float64).reshape(actual.shape)

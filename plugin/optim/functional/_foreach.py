@@ -39,6 +39,20 @@ def per_tensor(vector: Tensor) -> Sequence[Tensor]:
     return vector.unbind(0)
 
 
+def add_scalar_(xs: Tensors, value: Coefficient) -> None:
+    """``x += value`` for each tensor.
+
+    (``torch._foreach_add_`` with a single tensor reads it back to the host; a list of
+    the same 0-d tensor does not.)
+    """
+    torch._foreach_add_(xs, [value] * len(xs) if is_tensor(value) else value)
+
+
+def added_scalar(xs: Tensors, value: Coefficient) -> Tensors:
+    """New tensors ``x + value``."""
+    return torch._foreach_add(xs, [value] * len(xs) if is_tensor(value) else value)
+
+
 def add_scaled_(xs: Tensors, ys: Tensors, scale: Coefficient) -> None:
     """``x += scale * y`` for each pair."""
     if is_tensor(scale):

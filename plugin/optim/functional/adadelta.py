@@ -10,7 +10,7 @@ from typing import List
 import torch
 from torch import Tensor
 
-from ._foreach import Coefficient, add_scaled_, ema_of_squares_, on_device, regularized_grads
+from ._foreach import Coefficient, add_scaled_, added_scalar, ema_of_squares_, on_device, regularized_grads
 
 
 def adadelta(
@@ -31,9 +31,9 @@ def adadelta(
     lr = on_device(lr, params[0])
     grads = regularized_grads(grads, params, on_device(weight_decay, params[0]), maximize)
     ema_of_squares_(square_avgs, grads, rho)
-    std = torch._foreach_add(square_avgs, eps)
+    std = added_scalar(square_avgs, eps)
     torch._foreach_sqrt_(std)
-    deltas = torch._foreach_add(acc_deltas, eps)
+    deltas = added_scalar(acc_deltas, eps)
     torch._foreach_sqrt_(deltas)
     torch._foreach_div_(deltas, std)
     torch._foreach_mul_(deltas, grads)

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from .._scalars import scalar_dtype
-from ._foreach import Coefficient, is_tensor, matters, on_device, per_tensor
+from ._foreach import Coefficient, add_scalar_, is_tensor, matters, on_device, per_tensor
 
 
 def _rms(tensors: List[Tensor], dtype: torch.dtype) -> Tensor:
@@ -84,7 +84,7 @@ def adafactor(
     new_weight = step.pow(decay_rate)  # 1 - beta2_t
     old_weight = 1 - new_weight
     squares = torch._foreach_mul(grads, grads)
-    torch._foreach_add_(squares, eps1)
+    add_scalar_(squares, eps1)
 
     updates: List[Optional[Tensor]] = [None] * len(params)
     whole = [i for i, v in enumerate(exp_avg_sqs) if v is not None]

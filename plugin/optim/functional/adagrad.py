@@ -9,7 +9,7 @@ from typing import List
 import torch
 from torch import Tensor
 
-from ._foreach import Coefficient, addcdiv_, is_tensor, on_device, regularized_grads
+from ._foreach import Coefficient, add_scalar_, addcdiv_, is_tensor, on_device, regularized_grads
 
 
 def adagrad(
@@ -32,7 +32,7 @@ def adagrad(
     grads = regularized_grads(grads, params, on_device(weight_decay, params[0]), maximize)
     torch._foreach_addcmul_(state_sums, grads, grads)
     std = torch._foreach_sqrt(state_sums)
-    torch._foreach_add_(std, eps)
+    add_scalar_(std, eps)
     if is_tensor(lr_decay) or lr_decay != 0:
         addcdiv_(params, grads, std, (step - 1).mul_(lr_decay).add_(1).reciprocal_().mul_(-lr))
     else:

@@ -17,7 +17,7 @@ from typing import List, Optional
 import torch
 from torch import Tensor
 
-from ._foreach import Coefficient, addcdiv_, decay_weights_, ema_, ema_of_squares_, on_device, regularized_grads
+from ._foreach import Coefficient, add_scalar_, addcdiv_, decay_weights_, ema_, ema_of_squares_, on_device, regularized_grads
 
 
 def adam(
@@ -55,7 +55,7 @@ def adam(
         torch._foreach_maximum_(max_exp_avg_sqs, exp_avg_sqs)
         second_moments = max_exp_avg_sqs
     denominators = torch._foreach_sqrt(second_moments)
-    torch._foreach_add_(denominators, eps)
+    add_scalar_(denominators, eps)
     decay_weights_(params, lr, weight_decay)
     if correct_bias:
         step_size = (1 - beta2_power).sqrt_().div_(1 - beta1_power).mul_(-lr)

@@ -10,7 +10,7 @@ from typing import List
 import torch
 from torch import Tensor
 
-from ._foreach import Coefficient, addcdiv_, ema_, on_device, regularized_grads
+from ._foreach import Coefficient, add_scalar_, addcdiv_, ema_, on_device, regularized_grads
 
 
 def adamax(
@@ -35,7 +35,7 @@ def adamax(
     ema_(exp_avgs, grads, beta1)
     torch._foreach_mul_(exp_infs, beta2)
     magnitudes = torch._foreach_abs(grads)
-    torch._foreach_add_(magnitudes, eps)
+    add_scalar_(magnitudes, eps)
     torch._foreach_maximum_(exp_infs, magnitudes)
     step_size = (1 - beta1_power).reciprocal_().mul_(-lr)
     beta1_power.mul_(beta1)

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from .._scalars import scalar_dtype
-from ._foreach import Coefficient, add_scaled_, ema_, ema_of_squares_, matters, on_device, per_tensor
+from ._foreach import Coefficient, add_scalar_, add_scaled_, ema_, ema_of_squares_, matters, on_device, per_tensor
 
 
 def lamb(
@@ -35,7 +35,7 @@ def lamb(
     ema_(exp_avgs, grads, beta1)
     ema_of_squares_(exp_avg_sqs, grads, beta2)
     denominators = torch._foreach_sqrt(exp_avg_sqs)
-    torch._foreach_add_(denominators, eps)
+    add_scalar_(denominators, eps)
     updates = torch._foreach_div(exp_avgs, denominators)
     if matters(weight_decay):
         add_scaled_(updates, params, on_device(weight_decay, params[0]))

@@ -15,7 +15,7 @@ from typing import List
 import torch
 from torch import Tensor
 
-from ._foreach import Coefficient, ema_, ema_of_squares_, on_device, per_tensor, regularized_grads
+from ._foreach import Coefficient, add_scalar_, ema_, ema_of_squares_, on_device, per_tensor, regularized_grads
 
 
 def nadam(
@@ -47,7 +47,7 @@ def nadam(
     ema_of_squares_(exp_avg_sqs, grads, beta2)
     denominators = torch._foreach_div(exp_avg_sqs, per_tensor(bias_correction2))
     torch._foreach_sqrt_(denominators)
-    torch._foreach_add_(denominators, eps)
+    add_scalar_(denominators, eps)
     grad_coefficient = (1 - mu).div_(1 - mu_product).mul_(-lr)
     momentum_coefficient = mu_next.div(1 - mu_product * mu_next).mul_(-lr)
     updates = torch._foreach_mul(grads, per_tensor(grad_coefficient))

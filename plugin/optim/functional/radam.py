@@ -14,7 +14,7 @@ from typing import List
 import torch
 from torch import Tensor
 
-from ._foreach import Coefficient, addcdiv_, ema_, ema_of_squares_, on_device, per_tensor, regularized_grads
+from ._foreach import Coefficient, add_scalar_, addcdiv_, ema_, ema_of_squares_, on_device, per_tensor, regularized_grads
 
 
 def radam(
@@ -50,7 +50,7 @@ def radam(
     )
     # Adaptive denominators where rectified, 1 (plain momentum SGD) elsewhere.
     denominators = torch._foreach_sqrt(exp_avg_sqs)
-    torch._foreach_add_(denominators, eps)
+    add_scalar_(denominators, eps)
     torch._foreach_mul_(denominators, per_tensor(torch.where(rectified, bias_correction2.rsqrt(), 0.0)))
     torch._foreach_add_(denominators, per_tensor(torch.where(rectified, 0.0, 1.0).to(step.dtype)))
     addcdiv_(params, exp_avgs, denominators, rectification.div_(bias_correction1).mul_(-lr))

@@ -11,7 +11,7 @@ from typing import List, Optional
 import torch
 from torch import Tensor
 
-from ._foreach import Coefficient, add_scaled_, addcdiv_, ema_, ema_of_squares_, on_device, regularized_grads
+from ._foreach import Coefficient, add_scalar_, add_scaled_, addcdiv_, ema_, ema_of_squares_, on_device, regularized_grads
 
 
 def rmsprop(
@@ -40,7 +40,7 @@ def rmsprop(
         torch._foreach_sqrt_(denominators)
     else:
         denominators = torch._foreach_sqrt(square_avgs)
-    torch._foreach_add_(denominators, eps)
+    add_scalar_(denominators, eps)
     if momentum > 0:
         torch._foreach_mul_(momentum_buffers, momentum)
         torch._foreach_addcdiv_(momentum_buffers, grads, denominators)
