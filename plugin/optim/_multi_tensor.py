@@ -15,8 +15,9 @@ class does the rest, the same way for all of them:
 """
 from __future__ import annotations
 
+from abc import abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
@@ -95,16 +96,16 @@ class MultiTensorOptimizer(Optimizer):
 
     # -- what each optimizer provides ------------------------------------------------
 
+    @abstractmethod
     def _state_slots(self, group: Dict[str, Any]) -> Dict[str, Slot]:
         """The state each parameter of ``group`` has, by name (the published layout)."""
-        raise NotImplementedError
 
     def _validate(self, group: Dict[str, Any]) -> None:
         """Raise ``ValueError`` for a hyperparameter of ``group`` that is out of range."""
 
+    @abstractmethod
     def _update(self, group: Dict[str, Any], bucket: Bucket) -> None:
         """Apply one step to ``bucket`` with the hyperparameters of ``group``."""
-        raise NotImplementedError
 
     def _translate_group(self, group: Dict[str, Any]) -> None:
         """Rename or convert a saved group's hyperparameters written by another library."""
@@ -274,6 +275,13 @@ class MultiTensorOptimizer(Optimizer):
                 # Anything else (keys of another layout, slots the loaded settings do not use) is dropped.
                 self.state[p] = restored
         self._pack_scalars()
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if "_scalar_packs" not in self.__dict__:  # an unpickled copy, not torch's load_state_dict
+            self._scalar_packs = ScalarPacks()
+            self._state_ready = True
+            self._pack_scalars()
 
     def visit_state(self, fn: Callable[[Any], Any]) -> None:
         """Call ``fn`` on every state value; a value it returns (not None) replaces the old one."""

@@ -106,6 +106,7 @@ class Optimizer(torch.optim.Optimizer, ABC):
         """
         state_dict = self._translate_state_dict(state_dict)
         saved_by_param = _saved_state_by_param(self, state_dict)
+        _check_shapes(self, saved_by_param)  # before anything is replaced
         allocated = {p: dict(state) for p, state in self.state.items()}
         super().load_state_dict(state_dict)
         for group in self.param_groups:
@@ -147,6 +148,21 @@ class Optimizer(torch.optim.Optimizer, ABC):
             f"{type(self).__name__}.apply expects a callable taking the optimizer (or an object with an "
             f"`apply(optimizer)` method), got {type(f).__name__}."
         )
+
+    # -- pickling (copy.deepcopy, torch.save of the optimizer) ------------------------
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = super().__getstate__()
+        state["enable_global_step"] = self.enable_global_step
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        # Also called by torch's load_state_dict on a live optimizer: only fill what is missing.
+        # An unpickled copy starts without hooks, as torch.optim's step hooks are not kept.
+        super().__setstate__(state)
+        self.__dict__.setdefault("_optimizer_zero_grad_pre_hooks", OrderedDict())
+        self.__dict__.setdefault("_optimizer_zero_grad_post_hooks", OrderedDict())
+        self.__dict__.setdefault("enable_global_step", False)
 
     # -- zero_grad hooks -------------------------------------------------------------
 
@@ -271,6 +287,21 @@ def _saved_state_by_param(optimizer: torch.optim.Optimizer, state_dict: Dict[str
         if saved_id in state_dict["state"]:
             pairs[p] = state_dict["state"][saved_id]
     return pairs
+
+
+def _check_shapes(optimizer: torch.optim.Optimizer, saved_by_param: Dict[torch.Tensor, dict]) -> None:
+    """A saved state tensor whose shape differs from the allocated one was saved for another model."""
+    for index, group in enumerate(optimizer.param_groups):
+        for position, p in enumerate(group["params"]):
+            own = optimizer.state.get(p, {})
+            for key, value in saved_by_param.get(p, {}).items():
+                target = own.get(key)
+                if isinstance(target, torch.Tensor) and isinstance(value, torch.Tensor) and target.shape != value.shape:
+                    raise ValueError(
+                        f"{type(optimizer).__name__}.load_state_dict: saved state {key!r} of parameter {position} "
+                        f"in param group {index} has shape {tuple(value.shape)}, but this parameter's is "
+                        f"{tuple(target.shape)}; the state was saved for a different model. Nothing was loaded."
+                    )
 
 
 def _fits(target: Any, value: Any) -> bool:

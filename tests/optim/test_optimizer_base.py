@@ -434,3 +434,76 @@ def test_a_hyperparameter_of_the_wrong_type_is_refused():
         wse.optim.AdamW(_p(), lr="fast")
     with pytest.raises(ValueError, match="one element"):
         wse.optim.AdamW(_p(), lr=torch.tensor([0.1, 0.2]))
+
+
+# -- the published API ----------------------------------------------------------------------
+
+PUBLISHED_SIGNATURES = {
+    "Adadelta": [("lr", 1.0), ("rho", 0.9), ("eps", 1e-06), ("weight_decay", 0), ("maximize", False)],
+    "Adafactor": [("lr", inspect.Parameter.empty), ("eps", (1e-30, 0.001)), ("clip_threshold", 1.0),
+                  ("decay_rate", -0.8), ("beta1", None), ("weight_decay", 0.0), ("scale_parameter", True),
+                  ("relative_step", False), ("warmup_init", False)],
+    "Adagrad": [("lr", 0.01), ("lr_decay", 0), ("weight_decay", 0), ("initial_accumulator_value", 0),
+                ("eps", 1e-06), ("maximize", False)],
+    "Adamax": [("lr", 0.001), ("betas", (0.9, 0.999)), ("eps", 1e-06), ("weight_decay", 0.0), ("maximize", False)],
+    "Adam": [("lr", 0.001), ("betas", (0.9, 0.999)), ("eps", 1e-06), ("weight_decay", 0.0), ("amsgrad", False)],
+    "AdamW": [("lr", 0.001), ("betas", (0.9, 0.999)), ("eps", 1e-06), ("weight_decay", 0.0),
+              ("correct_bias", True), ("amsgrad", False)],
+    "ASGD": [("lr", 0.01), ("lambd", 0.0001), ("alpha", 0.75), ("t0", 1000000.0), ("weight_decay", 0),
+             ("maximize", False)],
+    "Lamb": [("lr", 0.001), ("betas", (0.9, 0.999)), ("eps", 1e-06), ("weight_decay", 0), ("adam", False)],
+    "Lion": [("lr", 0.0001), ("betas", (0.9, 0.99)), ("weight_decay", 0.0)],
+    "NAdam": [("lr", 0.002), ("betas", (0.9, 0.999)), ("eps", 1e-08), ("weight_decay", 0), ("momentum_decay", 0.004)],
+    "RAdam": [("lr", 0.001), ("betas", (0.9, 0.999)), ("eps", 1e-06), ("weight_decay", 0.0)],
+    "RMSprop": [("lr", 0.01), ("alpha", 0.99), ("eps", 1e-08), ("weight_decay", 0), ("momentum", 0),
+                ("centered", False)],
+    "Rprop": [("lr", 0.001), ("etas", (0.5, 1.2)), ("step_sizes", (1e-06, 50.0))],
+    "SGD": [("lr", inspect.Parameter.empty), ("momentum", 0), ("dampening", 0), ("weight_decay", 0),
+            ("nesterov", False), ("maximize", False)],
+}
+
+
+@pytest.mark.parametrize("cls_name", sorted(PUBLISHED_SIGNATURES))
+def test_arguments_and_defaults_are_the_published_ones(cls_name):
+    parameters = list(inspect.signature(getattr(wse.optim, cls_name)).parameters.values())
+    assert parameters[0].name == "params"
+    assert [(p.name, p.default) for p in parameters[1:]] == PUBLISHED_SIGNATURES[cls_name]
+
+
+# -- CUDA -------------------------------------------------------------------------------------
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("cls_name", ALL)
+def test_a_cuda_step_with_tensor_hyperparameters_never_synchronises(cls_name):
+    device = torch.device("cuda")
+    params = [torch.nn.Parameter(p.detach().float().to(device)) for p in C.initial_params()]
+
+    def on_device(value):
+        if isinstance(value, torch.Tensor):
+            return value.to(device)
+        return tuple(on_device(v) for v in value) if isinstance(value, tuple) else value
+
+    kwargs = C.tensor_hyperparameters(dict(FULL_STATE.get(cls_name, FIRST_CASE[cls_name])), dtype=torch.float32)
+    kwargs = {key: on_device(value) for key, value in kwargs.items()}
+    optimizer = getattr(wse.optim, cls_name)(params, **kwargs)
+    for p in params:
+        p.grad = torch.randn_like(p)
+    optimizer.step()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        optimizer.step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert all(torch.isfinite(p).all() for p in params)
+
+
+def test_zero_grad_hooks_survive_loading_a_state():
+    p = torch.nn.Parameter(torch.ones(2))
+    optimizer = wse.optim.SGD([p], lr=0.1)
+    calls = []
+    optimizer.register_zero_grad_post_hook(lambda opt, args, kwargs: calls.append("post"))
+    optimizer.load_state_dict(optimizer.state_dict())
+    optimizer.zero_grad()
+    assert calls == ["post"]

@@ -221,3 +221,28 @@ def test_hugging_face_adamw_without_bias_correction_keeps_no_powers():
     optimizer.load_state_dict(hf_state)
     assert set(optimizer.state[p]) == {"exp_avg", "exp_avg_sq"}
     assert optimizer.param_groups[0]["correct_bias"] is False
+
+
+def test_a_refused_state_leaves_the_optimizer_as_it_was():
+    small = wse.optim.Adam([torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(2))], lr=0.5)
+    large = wse.optim.Adam([torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(4))], lr=0.1)
+    before = copy.deepcopy(large.state_dict())
+    with pytest.raises(ValueError, match="Nothing was loaded"):
+        large.load_state_dict(small.state_dict())
+    after = large.state_dict()
+    assert after["param_groups"] == before["param_groups"]
+    for i, state in before["state"].items():
+        for key, value in state.items():
+            assert torch.equal(after["state"][i][key], value)
+
+
+def test_a_deep_copy_trains_on_by_itself_like_the_original():
+    original, params = _make(wse.optim.NAdam, {"lr": 0.01})
+    _train(original, params, 3)
+    clone = copy.deepcopy(original)
+    clone_params = [p for group in clone.param_groups for p in group["params"]]
+    _train(original, params, 4, start=3)
+    _train(clone, clone_params, 4, start=3)
+    _assert_params_equal(clone_params, params)
+    assert clone.enable_global_step
+    assert all(clone_params[0] is not p for p in params)

@@ -89,18 +89,19 @@ def adafactor(
     updates: List[Optional[Tensor]] = [None] * len(params)
     whole = [i for i, v in enumerate(exp_avg_sqs) if v is not None]
     factored = [i for i, row in enumerate(exp_avg_sq_rows) if row is not None]
+    old_weights, new_weights = per_tensor(old_weight), per_tensor(new_weight)
     if whole:
         variances = [exp_avg_sqs[i] for i in whole]
-        torch._foreach_mul_(variances, per_tensor(old_weight[whole]))
-        torch._foreach_add_(variances, torch._foreach_mul([squares[i] for i in whole], per_tensor(new_weight[whole])))
+        torch._foreach_mul_(variances, [old_weights[i] for i in whole])
+        torch._foreach_add_(variances, torch._foreach_mul([squares[i] for i in whole], [new_weights[i] for i in whole]))
         scaled = torch._foreach_rsqrt(variances)
         torch._foreach_mul_(scaled, [grads[i] for i in whole])
         for i, update in zip(whole, scaled):
             updates[i] = update
     for i in factored:
         row, col = exp_avg_sq_rows[i], exp_avg_sq_cols[i]
-        row.mul_(old_weight[i]).add_(squares[i].mean(dim=-1).mul_(new_weight[i]))
-        col.mul_(old_weight[i]).add_(squares[i].mean(dim=-2).mul_(new_weight[i]))
+        row.mul_(old_weights[i]).add_(squares[i].mean(dim=-1).mul_(new_weights[i]))
+        col.mul_(old_weights[i]).add_(squares[i].mean(dim=-2).mul_(new_weights[i]))
         row_factor = (row / row.mean(dim=-1, keepdim=True)).rsqrt_().unsqueeze(-1)
         col_factor = col.rsqrt().unsqueeze(-2)
         updates[i] = (row_factor * col_factor).mul_(grads[i])
