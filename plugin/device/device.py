@@ -34,8 +34,9 @@ from .errors import (
 )
 from .graph import Graph, GraphRecorder, GraphVerifier, lazy_spans
 from .hyperparameters import GroupValues, host_changes, read_groups
-from .location import Location, called_through, module_paths, user_location
+from .location import CodeScope, Location, called_through, code_scope, user_location
 from .optimizer_state import StateSnapshot, parameter_names, state_bytes
+from .replay import CompiledStep, CudaGraphStep
 from .report import DeviceReport
 from .step_function import StepFunction
 from .signature import OPTIMIZER_STEP, OPTIMIZER_STEP_DONE, format_signature, input_paths, inputs_key
@@ -116,6 +117,9 @@ class _CheckedStep:
         # change there is most often lazy state, reported as such at the step's end.
         self.optimizer_open: Optional[int] = None
         self.pending_mismatch = None
+        # How deep in its own step() each optimizer is: a subclass whose step() calls
+        # super().step() runs torch's step hooks twice, once per hooked level.
+        self.step_depth: Dict[int, int] = {}
 
 
 class _FirstStateEntry:
@@ -147,6 +151,9 @@ class Device:
         check: ``"strict"`` raises each violation, ``"warn"`` warns once per kind and goes
             on, ``"off"`` checks nothing and installs nothing.
         verify_steps: how many steps after the captured one are verified.
+        capture_step: the step captured (1 unless a runtime reorganises itself during its
+            first steps: DistributedDataParallel re-buckets the gradients after its first
+            iteration). Earlier steps run unchecked.
         verify_every: also verify every step whose number is a multiple of this.
         compile: run the step function of ``wrap()`` through ``torch.compile`` once verified.
         compile_backend: the ``torch.compile`` backend.
@@ -155,11 +162,12 @@ class Device:
         cuda_graph_warmup: steps run on a side stream before the CUDA graph is captured.
         allow_host_reads_in: modules whose own host reads are not violations. torch.optim
             reads its host-side step counter in eager mode and does not when compiled.
-        host_code: modules whose work inside the step is host-side bookkeeping beside the
-            graph, as a step closure would do it (a framework's logging of step values,
-            e.g. ``"lightning.pytorch.core.module"``): their operations are left out of the
-            graph and their host reads are allowed. Costs a stack walk per operation in
-            checked steps.
+        host_code: modules, or single functions (``"package.module:Class.method"``), whose
+            work inside the step is host-side bookkeeping beside the graph, as a step
+            closure would do it (a framework's logging of step values, e.g.
+            ``"lightning.pytorch.core.module:LightningModule.log"``): their operations are
+            left out of the graph and their host reads are allowed. Costs a stack walk per
+            operation in checked steps.
     """
 
     def __init__(
@@ -171,6 +179,7 @@ class Device:
         check: str = "strict",
         verify_steps: int = 3,
         verify_every: Optional[int] = None,
+        capture_step: int = 1,
         compile: bool = False,
         compile_backend: Union[str, Callable] = "inductor",
         replay: Optional[str] = "eager",
@@ -182,7 +191,11 @@ class Device:
             raise TypeError(f"Device: `model` must be a torch.nn.Module or None, got {type(model).__name__}.")
         if check not in CHECK_MODES:
             raise ValueError(f"Device: `check` must be one of {CHECK_MODES}, got {check!r}.")
-        for name, value, least in (("verify_steps", verify_steps, 0), ("cuda_graph_warmup", cuda_graph_warmup, 0)):
+        for name, value, least in (
+            ("verify_steps", verify_steps, 0),
+            ("capture_step", capture_step, 1),
+            ("cuda_graph_warmup", cuda_graph_warmup, 0),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ValueError(f"Device: `{name}` must be an integer >= {least}, got {value!r}.")
         if verify_every is not None and (isinstance(verify_every, bool) or not isinstance(verify_every, int) or verify_every < 1):
@@ -204,12 +217,13 @@ class Device:
         self.check = check
         self.verify_steps = verify_steps
         self.verify_every = verify_every
+        self.capture_step = capture_step
         self.compile = compile
         self.compile_backend = compile_backend
         self.replay = replay
         self.cuda_graph_warmup = cuda_graph_warmup
-        self._host_code_paths = _resolve_modules("host_code", host_code)
-        self._allowed_read_paths = _resolve_modules("allow_host_reads_in", allow_host_reads_in) + self._host_code_paths
+        self._host_code = _resolve_code("host_code", host_code)
+        self._allowed_reads = _resolve_code("allow_host_reads_in", allow_host_reads_in) + self._host_code
         if replay == "cuda_graph":
             self._require_cuda()
 
@@ -227,7 +241,8 @@ class Device:
         self._verified = 0
         self._capture_seconds: Optional[float] = None
         self._closures: list = []
-        self._fast_steps: list = []
+        self._compiled: List[CompiledStep] = []
+        self._graphed: List[CudaGraphStep] = []
         self._names = parameter_names(model, self.optimizers)
         if compile or replay == "cuda_graph":
             self._schedule_as_tensors()
@@ -281,7 +296,7 @@ class Device:
         if self.check == "off":
             return False
         if self._graph is None:
-            return True
+            return number >= self.capture_step
         if number - self._captured_at <= self.verify_steps:
             return True
         return self.verify_every is not None and number % self.verify_every == 0
@@ -370,6 +385,40 @@ class Device:
             raise TypeError(f"Device.wrap() needs a callable step function, got {type(fn).__name__}.")
         return StepFunction(self, fn)
 
+    def compiled(self, fn: Callable) -> CompiledStep:
+        """``fn`` through ``torch.compile`` with the device's backend, counted in the report.
+
+        For integrations that compile parts of a step they drive with ``begin_step`` /
+        ``end_step`` (``wrap`` does this for a whole step function).
+        """
+        compiled = CompiledStep(fn, self.compile_backend)
+        self._compiled.append(compiled)
+        return compiled
+
+    def cuda_graphed(self, fn: Callable) -> CudaGraphStep:
+        """``fn`` captured in a CUDA graph after ``cuda_graph_warmup`` calls, then replayed.
+
+        Python code in ``fn`` runs only while capturing; the step counters of the
+        device's schedulers are advanced after each replay.
+        """
+        if not torch.cuda.is_available():
+            self._require_cuda()
+        graphed = CudaGraphStep(fn, self.cuda_graph_warmup, self.schedulers)
+        self._graphed.append(graphed)
+        return graphed
+
+    def check_recompilation(self) -> None:
+        """Warn once if a compiled function was compiled again since it was first compiled."""
+        if any(compiled.recompilations for compiled in self._compiled):
+            self.warn_once(
+                "recompile",
+                RuntimeWarning(
+                    f"the compiled step was compiled again at step {self._completed}: something in it "
+                    f"changes from call to call that verification did not see (a Python value such as a "
+                    f"counter, a new input shape)."
+                ),
+            )
+
     def step_closure(self, fn: Callable) -> Callable:
         """Decorate a function so that, called inside a step, it runs after the step ends.
 
@@ -410,7 +459,7 @@ class Device:
         for index, optimizer in enumerate(self.optimizers):
             run.handles.append(optimizer.register_step_pre_hook(functools.partial(self._before_optimizer_step, index)))
             run.handles.append(optimizer.register_step_post_hook(functools.partial(self._after_optimizer_step, index)))
-        run.tape = OpTape(on_event, self._on_host_read, self._host_code_paths)
+        run.tape = OpTape(on_event, self._on_host_read, self._host_code)
         run.guard = HostReadGuard(run.tape)
         run.guard.__enter__()
         run.tape.__enter__()
@@ -472,7 +521,7 @@ class Device:
         self._violate(GraphChangeError(mismatch.message(self._captured_at), step=mismatch.step, location=mismatch.location))
 
     def _on_host_read(self, what: str, hint: str) -> None:
-        if called_through(self._allowed_read_paths):
+        if called_through(self._allowed_reads):
             return
         run = self._run
         location = user_location()
@@ -488,6 +537,10 @@ class Device:
         run = self._run
         if run is None:
             return
+        depth = run.step_depth.get(index, 0)
+        run.step_depth[index] = depth + 1
+        if depth:  # super().step() of the step already entered: the outer call is the one
+            return
         run.tape.on_event((OPTIMIZER_STEP, index))
         run.optimizer_open = index
         location = user_location()
@@ -501,17 +554,31 @@ class Device:
         run = self._run
         if run is None:
             return
+        depth = run.step_depth.get(index, 1) - 1
+        run.step_depth[index] = depth
+        if depth:
+            return
         run.tape.on_event((OPTIMIZER_STEP_DONE, index))
         run.optimizer_open = None
         if run.capture or self._state is None:
             return
         location = run.optimizer_calls.get(index)
-        self._compare_state(run, index, f"optimizer.step() at {location}", location)
         mismatch, run.pending_mismatch = run.pending_mismatch, None
+        # State created late runs operations the captured step did not: the first of them
+        # is the line that created it (when that is the user's code, e.g. their optimizer).
+        created_at = mismatch.location if mismatch is not None and mismatch.location is not None else None
+        self._compare_state(run, index, f"{type(optimizer).__name__}.step() at {location}", location, created_at)
         if mismatch is not None:
             self._graph_changed(mismatch)
 
-    def _compare_state(self, run: _CheckedStep, index: int, culprit: str, location: Optional[Location]) -> None:
+    def _compare_state(
+        self,
+        run: _CheckedStep,
+        index: int,
+        culprit: str,
+        location: Optional[Location],
+        created_at: Optional[Location] = None,
+    ) -> None:
         now = StateSnapshot(self.optimizers[index])
         changes = self._state[index].changes(now, self._names)
         if not changes:
@@ -519,12 +586,13 @@ class Device:
         self._state[index] = now  # each change is reported once
         listed = "\n".join(f"  - {line}" for line in changes[:8])
         more = f"\n  - ... and {len(changes) - 8} more" if len(changes) > 8 else ""
+        where = f"\n  first new operation at {created_at}" if created_at is not None else ""
         self._violate(
             LazyOptimizerStateError(
                 f"step {run.number}: {culprit} changed the optimizer state captured at step "
-                f"{self._captured_at}:\n{listed}{more}\n{_LAZY_STATE_HINT}",
+                f"{self._captured_at}:\n{listed}{more}{where}\n{_LAZY_STATE_HINT}",
                 step=run.number,
-                location=location,
+                location=created_at or location,
             )
         )
 
@@ -610,8 +678,7 @@ class Device:
 
     def report(self) -> DeviceReport:
         """The graph size, memory, capture and compile cost, steps verified and violations."""
-        fast = self._fast_steps[-1] if self._fast_steps else None
-        compiled = getattr(fast, "compiled_step", None)
+        compiled = [c for c in self._compiled if c.compile_seconds is not None]
         parts = []
         if self.compile:
             parts.append("compiled")
@@ -627,10 +694,11 @@ class Device:
             parameter_bytes=_parameter_bytes(self.model, self.optimizers),
             optimizer_state_bytes=state_bytes(self.optimizers),
             capture_seconds=self._capture_seconds,
+            captured_step=self._captured_at,
             violations=dict(self._violations),
-            compile_seconds=compiled.compile_seconds if compiled is not None else None,
-            compiled_graphs=compiled.graphs if compiled is not None else None,
-            recompilations=compiled.recompilations if compiled is not None else 0,
+            compile_seconds=sum(c.compile_seconds for c in compiled) if compiled else None,
+            compiled_graphs=sum(c.graphs for c in compiled) if compiled else None,
+            recompilations=sum(c.recompilations for c in compiled),
         )
 
     def __repr__(self) -> str:
@@ -640,14 +708,13 @@ class Device:
         )
 
 
-def _resolve_modules(option: str, names: Iterable[str]) -> tuple:
+def _resolve_code(option: str, names: Iterable[str]) -> CodeScope:
     if isinstance(names, str):
         names = (names,)
-    names = tuple(names)
-    missing = [name for name in names if not module_paths([name])]
+    scope, missing = code_scope(tuple(names))
     if missing:
-        raise ValueError(f"Device: `{option}` names modules that are not installed: {missing}.")
-    return module_paths(names)
+        raise ValueError(f"Device: `{option}` names modules that are not installed: {list(missing)}.")
+    return scope
 
 
 def _ignore(event) -> None:

@@ -15,7 +15,7 @@ import os
 import sys
 import sysconfig
 from dataclasses import dataclass
-from typing import Dict, Iterable, Optional, Tuple
+from typing import Dict, FrozenSet, Iterable, Optional, Tuple
 
 # Packages whose frames are never the user's line.
 _LIBRARY_PACKAGES = (
@@ -29,6 +29,15 @@ _LIBRARY_PACKAGES = (
 )
 # Code generated at run time by the libraries (torch.fx graphs), not written by the user.
 _GENERATED_PREFIXES = ("<frozen", "<eval_with_key")
+# Methods that dataclasses and namedtuple generate from source strings ("<string>"): they
+# carry calls through (a dataclass's __init__ runs __post_init__) and are nobody's line.
+# Other "<string>" code (``python -c``) stays the user's.
+_GENERATED_FILE = "<string>"
+
+
+def _is_generated_method(code) -> bool:
+    name = code.co_name
+    return code.co_filename == _GENERATED_FILE and len(name) > 4 and name.startswith("__") and name.endswith("__")
 
 
 @dataclass(frozen=True)
@@ -137,28 +146,87 @@ def user_location(frame=None) -> Optional[Location]:
     is_library = _CLASSIFIER.is_library
     while frame is not None:
         code = frame.f_code
-        if not is_library(code.co_filename):
+        if not is_library(code.co_filename) and not _is_generated_method(code):
             return Location(code.co_filename, frame.f_lineno, code.co_name)
         frame = frame.f_back
     return None
 
 
-def called_through(prefixes: Tuple[str, ...], frame=None) -> bool:
-    """Whether a frame under one of ``prefixes`` lies between ``frame`` and the user's code.
+@dataclass(frozen=True)
+class CodeScope:
+    """Some code, by whole modules or packages (path prefixes) and by single functions.
+
+    A function is ``(file, qualified name)``: naming ``LightningModule.log`` rather than
+    the module that defines it leaves the other methods of that module (its
+    ``optimizer_step``, its ``backward``) outside the scope.
+    """
+
+    prefixes: Tuple[str, ...] = ()
+    functions: FrozenSet[Tuple[str, str]] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.prefixes or self.functions)
+
+    def __add__(self, other: "CodeScope") -> "CodeScope":
+        return CodeScope(self.prefixes + other.prefixes, self.functions | other.functions)
+
+    def holds(self, path: str, code) -> bool:
+        """Whether the code object ``code``, from the file ``path`` (real path), is in the scope."""
+        if path.startswith(self.prefixes):
+            return True
+        return bool(self.functions) and (path, _qualified_name(code)) in self.functions
+
+
+def _qualified_name(code) -> str:
+    # Python 3.10 has no co_qualname: a method is then known by its bare name.
+    return getattr(code, "co_qualname", code.co_name)
+
+
+def code_scope(names: Iterable[str]) -> Tuple[CodeScope, Tuple[str, ...]]:
+    """The scope of ``names`` (``"package.module"`` or ``"package.module:Class.function"``).
+
+    Returns the scope and the names that could not be found (modules not installed). A
+    function's module is located, not imported, so its name is taken on trust.
+    """
+    prefixes: Tuple[str, ...] = ()
+    functions = set()
+    missing = []
+    for name in names:
+        module, _, function = name.partition(":")
+        paths = _search_paths(module)
+        if not paths:
+            missing.append(name)
+        elif not function:
+            prefixes += paths
+        else:
+            if sys.version_info < (3, 11):
+                function = function.rsplit(".", 1)[-1]
+            functions.add((_module_file(module), function))
+    return CodeScope(prefixes, frozenset(functions)), tuple(missing)
+
+
+def _module_file(module_name: str) -> str:
+    """The file that defines a module (a package's ``__init__.py``), as a real path."""
+    return os.path.realpath(importlib.util.find_spec(module_name).origin)
+
+
+def called_through(scope: CodeScope, frame=None) -> bool:
+    """Whether a frame of ``scope`` lies between ``frame`` and the user's code.
 
     Used to let a library do what it is entitled to (torch.optim reads its host-side
     step counter) while the same call written by the user is a violation.
     """
-    if not prefixes:
+    if not scope:
         return False
     if frame is None:
         frame = sys._getframe(1)
     is_library, realpath = _CLASSIFIER.is_library, _CLASSIFIER.realpath
     while frame is not None:
-        filename = frame.f_code.co_filename
-        if realpath(filename).startswith(prefixes):
+        code = frame.f_code
+        filename = code.co_filename
+        if scope.holds(realpath(filename), code):
             return True
-        if not is_library(filename):
+        if not is_library(filename) and not _is_generated_method(code):
             return False
         frame = frame.f_back
     return False

@@ -26,6 +26,7 @@ class DeviceReport:
     optimizer_state_bytes: int
     capture_seconds: Optional[float]
     violations: Dict[str, int] = field(default_factory=dict)
+    captured_step: Optional[int] = None
     compile_seconds: Optional[float] = None
     compiled_graphs: Optional[int] = None
     recompilations: int = 0
@@ -42,9 +43,10 @@ class DeviceReport:
         if self.graph_fingerprint is None:
             lines.append("graph: not captured")
         else:
+            at = f" at step {self.captured_step}" if self.captured_step not in (None, 1) else ""
             lines.append(
                 f"graph: {self.graph_ops} operations (fingerprint {self.graph_fingerprint}), "
-                f"captured in {self.capture_seconds:.3f} s"
+                f"captured{at} in {self.capture_seconds:.3f} s"
             )
         lines.append(
             f"memory: parameters {_bytes(self.parameter_bytes)}, optimizer state {_bytes(self.optimizer_state_bytes)}"

@@ -41,15 +41,7 @@ class StepFunction:
             device.abort_step()
             raise
         device.end_step()
-        if self.compiled_step is not None and self.compiled_step.recompilations:
-            device.warn_once(
-                "recompile",
-                RuntimeWarning(
-                    f"the compiled step was compiled again at step {device.step_count}: something in it "
-                    f"changes from call to call that verification did not see (a Python value such as a "
-                    f"counter, a new input shape)."
-                ),
-            )
+        device.check_recompilation()
         return out
 
     def _runner(self) -> Callable:
@@ -58,9 +50,8 @@ class StepFunction:
             device = self.device
             fast = self.fn
             if device.compile:
-                self.compiled_step = fast = CompiledStep(fast, device.compile_backend)
+                self.compiled_step = fast = device.compiled(fast)
             if device.replay == "cuda_graph":
-                self.graph_step = fast = CudaGraphStep(fast, device.cuda_graph_warmup, device.schedulers)
+                self.graph_step = fast = device.cuda_graphed(fast)
             self._fast = fast
-            device._fast_steps.append(self)
         return self._fast

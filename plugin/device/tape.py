@@ -10,12 +10,12 @@ machine where the simulated device is the host.
 """
 from __future__ import annotations
 
-from typing import Callable, Tuple
+from typing import Callable
 
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from .location import called_through
+from .location import CodeScope, called_through
 from .signature import FUNCTION_READ_HINT, FUNCTION_READS, WATCHED_OPS, host_read_of_op, op_event
 
 # on_host_read(what, hint): the device decides whether it is a violation, raises or warns.
@@ -25,11 +25,13 @@ HostReadHandler = Callable[[str, str], None]
 class OpTape(TorchDispatchMode):
     """Passes every operation to ``on_event`` and every host read to ``on_host_read``.
 
-    Operations run by code under ``host_code`` (path prefixes) are host-side bookkeeping
-    beside the graph: they run unrecorded and unchecked.
+    Operations run by code in ``host_code`` are host-side bookkeeping beside the graph:
+    they run unrecorded and unchecked.
     """
 
-    def __init__(self, on_event: Callable[[tuple], None], on_host_read: HostReadHandler, host_code: Tuple[str, ...] = ()):
+    def __init__(
+        self, on_event: Callable[[tuple], None], on_host_read: HostReadHandler, host_code: CodeScope = CodeScope()
+    ):
         super().__init__()
         self.on_event = on_event
         self.on_host_read = on_host_read

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional, Union
 
 from .errors import WSEStrategyWarning
 
@@ -46,6 +46,8 @@ class DeviceOptions:
         verify_every: after those, verify every ``verify_every``-th step (``None``: never).
         compile: run the verified step through ``torch.compile``.
         replay: ``"cuda_graph"`` replays the verified step as a CUDA graph (CUDA devices only).
+        compile_backend: the ``torch.compile`` backend (``"aot_eager"`` traces and runs the
+            compiled graphs without generating code: a quick check of the compiled path).
     """
 
     check: str = "strict"
@@ -53,6 +55,7 @@ class DeviceOptions:
     verify_every: Optional[int] = None
     compile: bool = False
     replay: Optional[str] = None
+    compile_backend: Union[str, Callable] = "inductor"
 
     def __post_init__(self):
         if self.check not in CHECK_MODES:
@@ -73,6 +76,11 @@ class DeviceOptions:
             )
         if not isinstance(self.compile, bool):
             raise TypeError(f"WSEStrategy: `compile` must be True or False, got {self.compile!r}.")
+        if not (isinstance(self.compile_backend, str) or callable(self.compile_backend)):
+            raise TypeError(
+                f"WSEStrategy: `compile_backend` must be a torch.compile backend name (e.g. 'inductor', "
+                f"'aot_eager') or a backend callable, got {self.compile_backend!r}."
+            )
         if self.replay not in REPLAY_MODES:
             raise ValueError(
                 f"WSEStrategy: `replay` must be one of {REPLAY_MODES}, got {self.replay!r}. "
@@ -87,8 +95,25 @@ class DeviceOptions:
                 f"{device}. Use accelerator='gpu', or leave `replay` None (compile=True works on any device)."
             )
 
+    @property
+    def fast(self) -> bool:
+        """Whether the verified step runs compiled or replayed rather than eagerly."""
+        return self.compile or self.replay is not None
+
     def describe(self) -> str:
+        """The settings as constructor arguments (the backend only when not the default)."""
+        backend = "" if self.compile_backend == "inductor" else f", compile_backend={self.compile_backend!r}"
         return (
             f"check={self.check!r}, verify_steps={self.verify_steps}, verify_every={self.verify_every}, "
-            f"compile={self.compile}, replay={self.replay!r}"
+            f"compile={self.compile}, replay={self.replay!r}{backend}"
         )
+
+    def describe_checks(self) -> str:
+        """Which steps are checked, in words."""
+        if self.check == "off":
+            return "check='off': no step is checked"
+        consequence = "violations raise" if self.check == "strict" else "violations warn once per kind"
+        verified = f"steps 2-{1 + self.verify_steps} verified" if self.verify_steps else "no step verified"
+        later = f", then every {self.verify_every} steps" if self.verify_every is not None else ""
+        return f"check={self.check!r}: step 1 captured, {verified}{later}; {consequence}"
+

@@ -1,8 +1,9 @@
 """``WSEStrategy``: Lightning training under the rules of a static-graph accelerator."""
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Union
 
 import lightning.pytorch as pl
 from lightning.fabric.plugins.collectives.torch_collective import default_pg_timeout
@@ -12,9 +13,12 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch.optim import Optimizer
 
+from ..device import Device
+from .fast_step import FastStep
+from .on_device import DDP_CAPTURE_STEP, DDP_HOST_CODE, LIGHTNING_HOST_CODE, StepOnDevice
 from .options import DeviceOptions, validate_strict
 from .preinitialize import preinitialize
-from .scheduling import SchedulerSteps, make_per_iteration
+from .scheduling import SchedulerSteps, make_per_iteration, schedule_in_graph, take_over_scheduler_steps
 
 _CONSEQUENCE = {"raise": "raise an error", "warn": "warn", "off": "are ignored"}
 
@@ -27,9 +31,15 @@ class WSEStrategy(DDPStrategy):
     * every optimizer has all of its state at setup (``wse.optim`` optimizers allocate
       their own; ``torch.optim`` ones are given torch's own layout; any other is refused);
     * every scheduler from ``configure_optimizers`` steps exactly once per optimizer step,
-      whatever its ``interval`` and ``frequency`` say (``ReduceLROnPlateau`` is refused);
-    * the training step runs through one seam, ``_run_step_on_device``, where the
-      static-graph device (capture, verify, replay) plugs in.
+      right after it and inside the training step, whatever its ``interval`` and
+      ``frequency`` say (``ReduceLROnPlateau`` is refused);
+    * every training step runs on a static-graph device (``wse.device.Device``): step 1
+      is captured, the next ``verify_steps`` are verified against it (a break of the
+      contract is a typed error at the user's line), then the step runs eagerly with
+      nothing installed, or compiled (``compile=True``), or with its update replayed from
+      a CUDA graph (``replay="cuda_graph"``). The schedulers that can (``wse.optim``'s)
+      are switched to tensor values when the device checks or compiles the step. At the
+      end of the fit the device's report is logged; ``strategy.device`` keeps it.
 
     ``Trainer(strategy="wse")`` resolves to this class for any number of devices: Lightning
     instantiates a registered strategy with no arguments and only then sets its
@@ -43,8 +53,8 @@ class WSEStrategy(DDPStrategy):
         strict: what a broken rule (lazy optimizer state, a scheduler that cannot step per
             iteration or was stepped other than once per optimizer step) does: ``"raise"``
             an error, ``"warn"`` and go on, or ``"off"`` (go on silently).
-        check, verify_steps, verify_every, compile, replay: the static-graph device's
-            settings (see ``wse.lightning.DeviceOptions``).
+        check, verify_steps, verify_every, compile, replay, compile_backend: the
+            static-graph device's settings (see ``wse.lightning.DeviceOptions``).
         **ddp_kwargs: passed to ``DDPStrategy`` (``process_group_backend``, ``timeout``,
             ``start_method``, ``find_unused_parameters`` and the other DDP arguments).
     """
@@ -60,6 +70,7 @@ class WSEStrategy(DDPStrategy):
         compile: bool = False,
         replay: Optional[str] = None,
         *,
+        compile_backend: Union[str, Callable] = "inductor",
         accelerator: Optional["pl.accelerators.Accelerator"] = None,
         parallel_devices: Optional[list] = None,
         cluster_environment=None,
@@ -71,7 +82,7 @@ class WSEStrategy(DDPStrategy):
         **ddp_kwargs: Any,
     ):
         self.strict = validate_strict(strict)
-        self.device_options = DeviceOptions(check, verify_steps, verify_every, compile, replay)
+        self.device_options = DeviceOptions(check, verify_steps, verify_every, compile, replay, compile_backend)
         super().__init__(
             accelerator=accelerator,
             parallel_devices=parallel_devices,
@@ -85,6 +96,10 @@ class WSEStrategy(DDPStrategy):
         )
         self._scheduler_steps: Optional[SchedulerSteps] = None
         self._optimizer_setup: List[str] = []
+        self._schedules: tuple = ([], [])  # names of the schedulers in-graph, host-side
+        self._device: Optional[Device] = None
+        self._on_device: Optional[StepOnDevice] = None
+        self._undo_scheduling: Optional[Callable[[], None]] = None
 
     # -- one process or several --------------------------------------------------------
 
@@ -121,6 +136,7 @@ class WSEStrategy(DDPStrategy):
             # the module unwrapped.
             super(DDPStrategy, self).setup(trainer)
         if trainer.state.fn == TrainerFn.FITTING:
+            self._attach_device(trainer)
             rank_zero_info(self.describe())
 
     def _setup_model(self, model):
@@ -132,10 +148,66 @@ class WSEStrategy(DDPStrategy):
         super().setup_optimizers(trainer)
         module = self.lightning_module
         scheduled = make_per_iteration(self.lr_scheduler_configs, self.strict)
-        self._scheduler_steps = SchedulerSteps(
-            scheduled, module.automatic_optimization, module.lr_scheduler_step, self.strict
-        )
+        self._scheduler_steps = SchedulerSteps(scheduled, module.lr_scheduler_step, self.strict)
         self._optimizer_setup = [preinitialize(optimizer, self.strict) for optimizer in self.optimizers]
+
+    def _attach_device(self, trainer: "pl.Trainer") -> None:
+        """Create this fit's device (after the optimizers' state exists) and hand it the steps."""
+        options, module = self.device_options, self.lightning_module
+        if options.fast:
+            self._check_fast_path_applies(trainer)
+        steps = self._scheduler_steps
+        if options.check != "off" or options.fast:
+            self._schedules = schedule_in_graph(steps.schedulers, self.root_device)
+        else:
+            self._schedules = ([], [type(scheduler).__name__ for scheduler in steps.schedulers])
+        self._device = device = Device(
+            module,
+            self.optimizers,
+            steps.schedulers,
+            check=options.check,
+            verify_steps=options.verify_steps,
+            verify_every=options.verify_every,
+            capture_step=DDP_CAPTURE_STEP if self.is_multiprocess else 1,
+            compile=options.compile,
+            compile_backend=options.compile_backend,
+            replay=options.replay,
+            host_code=LIGHTNING_HOST_CODE + (DDP_HOST_CODE if self.is_multiprocess else ()),
+        )
+        fast = None
+        if options.fast:
+            (optimizer,) = self.optimizers
+            fast = FastStep(device, module, optimizer, steps, options.compile, options.replay == "cuda_graph")
+        self._on_device = StepOnDevice(device, steps, fast)
+        self._undo_scheduling = take_over_scheduler_steps(trainer)
+
+    def _check_fast_path_applies(self, trainer: "pl.Trainer") -> None:
+        what = "compile=True" if self.device_options.compile else f"replay={self.device_options.replay!r}"
+        if self.is_multiprocess:
+            raise ValueError(
+                f"WSEStrategy({what}) runs the verified step compiled or replayed in one process; with "
+                f"{self.num_nodes * self.num_processes} processes the step runs eagerly only. Train on one "
+                f"device, or leave `compile` False and `replay` None (the checks work with several processes)."
+            )
+        if not self.lightning_module.automatic_optimization:
+            raise ValueError(
+                f"WSEStrategy({what}) compiles the step that Lightning builds in automatic optimization; "
+                f"this LightningModule uses manual optimization. Set `automatic_optimization = True`, or "
+                f"leave `compile` False and `replay` None."
+            )
+        if len(self.optimizers) != 1:
+            raise ValueError(f"WSEStrategy({what}) needs exactly one optimizer, got {len(self.optimizers)}.")
+
+    @property
+    def device(self) -> Optional[Device]:
+        """The static-graph device of the current or last fit (``device.report()``), if any."""
+        return self._device
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # After the callbacks' and the module's hooks: the batch the step will see.
+        super().on_train_batch_start(batch, batch_idx)
+        if self._on_device is not None:
+            self._on_device.batch_started(batch)
 
     def optimizer_step(
         self,
@@ -144,21 +216,58 @@ class WSEStrategy(DDPStrategy):
         model: Optional[Any] = None,
         **kwargs: Any,
     ) -> Any:
-        output = self._run_step_on_device(optimizer, closure, model, **kwargs)
-        if self._scheduler_steps is not None:
-            self._scheduler_steps.after_optimizer_step(optimizer)
-        return output
+        return self._run_step_on_device(optimizer, closure, model, **kwargs)
 
     def _run_step_on_device(self, optimizer: Optimizer, closure: Callable[[], Any], model, **kwargs: Any) -> Any:
-        """The one place the training step runs: the seam where the static-graph device plugs in.
+        """One optimizer step and its schedulers' steps, on the static-graph device.
 
-        In automatic optimization ``closure`` runs the forward pass and the backward pass,
-        and the optimizer then updates the parameters, so this call is the whole step.
-        The device (``wse.device``) is to capture its first call, verify the next ones and
-        then replay or compile it, as ``self.device_options`` say. No device is attached
-        in this version: the step runs eagerly, exactly as under ``DDPStrategy``.
+        In automatic optimization ``closure`` runs ``training_step``, ``zero_grad`` and the
+        backward pass, the optimizer then updates the parameters and the schedulers step:
+        this call is the whole training step, run between the device's ``begin_step`` and
+        ``end_step``. The schedulers step here rather than in Lightning's loop (which
+        ``take_over_scheduler_steps`` turns off) so that their update is part of the
+        captured step, as on the hardware, where the schedule is in the graph; the order
+        is Lightning's own, optimizer first. In manual optimization the step bracket is
+        ``training_step`` (see there); here the optimizer's schedulers follow its step.
         """
-        return super().optimizer_step(optimizer, closure, model, **kwargs)
+        lightning_step = functools.partial(super().optimizer_step, optimizer, closure, model, **kwargs)
+        on_device = self._on_device
+        if on_device is not None and self.lightning_module.automatic_optimization:
+            return on_device.run_optimizer_step(optimizer, lightning_step)
+        output = lightning_step()
+        if self._scheduler_steps is not None:
+            self._scheduler_steps.step(optimizer)
+        return output
+
+    def training_step(self, *args: Any, **kwargs: Any) -> Any:
+        on_device = self._on_device
+        if on_device is None:
+            return super().training_step(*args, **kwargs)
+        if not self.lightning_module.automatic_optimization:
+            # Manual optimization: training_step runs the whole step, optimizer steps included.
+            return on_device.run_training_step(functools.partial(super().training_step, *args, **kwargs))
+        fast_training_step = on_device.fast_training_step
+        if fast_training_step is not None:  # a verified step, compiled
+            with self.precision_plugin.train_step_context():
+                return fast_training_step(*args, **kwargs)
+        return super().training_step(*args, **kwargs)
+
+    def on_exception(self, exception: BaseException) -> None:
+        if self._on_device is not None:
+            self._on_device.abort()
+        super().on_exception(exception)
+
+    def on_train_end(self) -> None:
+        super().on_train_end()
+        if self._device is not None:
+            rank_zero_info(self._device.report().format())
+
+    def teardown(self) -> None:
+        if self._undo_scheduling is not None:
+            self._undo_scheduling()
+            self._undo_scheduling = None
+        self._on_device = None  # the device (and its report) stays reachable as `self.device`
+        super().teardown()
 
     # -- what it says about itself -----------------------------------------------------
 
@@ -170,10 +279,31 @@ class WSEStrategy(DDPStrategy):
         configs = self.lr_scheduler_configs
         return (
             f"{self!r} on {where}, {self.root_device}. Enforcing: optimizer state allocated at setup "
-            f"[{optimizers}]; {len(configs)} scheduler(s) stepped once per optimizer step; broken rules "
-            f"{_CONSEQUENCE[self.strict]}. "
-            f"Static-graph device: not attached in this version "
-            f"(requested {self.device_options.describe()})."
+            f"[{optimizers}]; {len(configs)} scheduler(s) stepped once per optimizer step, inside it; broken "
+            f"rules {_CONSEQUENCE[self.strict]}. {self._describe_device()}"
+        )
+
+    def _describe_device(self) -> str:
+        options = self.device_options
+        if self._device is None:
+            return "Static-graph device: attached when fitting."
+        if options.fast:
+            parts = []
+            if options.compile:
+                backend = options.compile_backend
+                parts.append(f"compiled ({backend if isinstance(backend, str) else 'custom backend'})")
+            if options.replay == "cuda_graph":
+                parts.append("its update replayed from a CUDA graph")
+            after = " and ".join(parts)
+        else:
+            after = "eagerly, with nothing installed"
+        in_graph, host_side = self._schedules
+        schedules = f"in-graph schedules (tensor values): {', '.join(in_graph) or 'none'}"
+        if host_side:
+            schedules += f"; host-side: {', '.join(host_side)}"
+        return (
+            f"Static-graph device attached: {options.describe_checks()}; unchecked steps run {after}; "
+            f"{schedules}."
         )
 
     def __repr__(self) -> str:

@@ -285,7 +285,7 @@ class LateState(torch.optim.SGD):
                 state = self.state[p]
                 state["count"] = state.get("count", 0) + 1
                 if state["count"] == 3:
-                    state["extra"] = torch.zeros_like(p)
+                    state["extra"] = torch.zeros_like(p)  #@late-state
 
 
 class GrowingHistory(torch.optim.SGD):
@@ -302,15 +302,16 @@ class GrowingHistory(torch.optim.SGD):
 
 
 @pytest.mark.parametrize(
-    "optimizer_type, step, fragment",
+    "optimizer_type, step, fragment, marker",
     [
-        (OutOfPlaceMomentum, 2, "'buf' of parameter 0.weight was replaced by a new tensor"),
-        (LateState, 3, "'extra' of parameter 0.weight was created (f32[8, 4])"),
-        (GrowingHistory, 2, "'norms' of parameter 0.weight changed from f32[1] to f32[2]"),
+        (OutOfPlaceMomentum, 2, "'buf' of parameter 0.weight was replaced by a new tensor", "lazy-step"),
+        # Created late: the first operation step 1 did not run is the line that created it.
+        (LateState, 3, "'extra' of parameter 0.weight was created (f32[8, 4])", "late-state"),
+        (GrowingHistory, 2, "'norms' of parameter 0.weight changed from f32[1] to f32[2]", "lazy-step"),
     ],
     ids=["replaced", "created", "reshaped"],
 )
-def test_state_created_replaced_or_reshaped_after_step_one_is_lazy_state(optimizer_type, step, fragment):
+def test_state_created_replaced_or_reshaped_after_step_one_is_lazy_state(optimizer_type, step, fragment, marker):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
     optimizer = optimizer_type(model.parameters(), lr=0.01)
@@ -321,10 +322,20 @@ def test_state_created_replaced_or_reshaped_after_step_one_is_lazy_state(optimiz
                 model(x).pow(2).mean().backward()
                 optimizer.step()  #@lazy-step
                 optimizer.zero_grad()
-    assert_located(caught.value, "lazy-step")
+    assert_located(caught.value, marker)
     assert caught.value.step == step
     assert fragment in str(caught.value)
+    assert f"{optimizer_type.__name__}.step() at {__file__}:{at('lazy-step')}" in str(caught.value)
     assert "preinitialize()" in str(caught.value)
+
+
+def test_a_subclass_calling_super_step_is_one_optimizer_step():
+    # torch hooks the step() of every optimizer class it instantiates, so once plain SGD
+    # was instantiated, GrowingHistory.step -> SGD.step runs the step hooks twice.
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    test_state_created_replaced_or_reshaped_after_step_one_is_lazy_state(
+        GrowingHistory, 2, "'norms' of parameter 0.weight changed from f32[1] to f32[2]", "lazy-step"
+    )
 
 
 # -- host-side hyperparameters ----------------------------------------------------------------

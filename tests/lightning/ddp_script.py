@@ -67,9 +67,20 @@ class Report(L.Callback):
             "wds": self.record.wds(),
             "params": [p.detach().flatten().tolist() for p in pl_module.parameters()],
             "initial": [p.flatten().tolist() for p in TinyModel(configure).parameters()],
+            "device": _device_summary(trainer.strategy.device.report()),
         }
         with open(os.path.join(self.out, f"rank{trainer.global_rank}.json"), "w") as file:
             json.dump(report, file)
+
+
+def _device_summary(report):
+    return {
+        "steps": report.steps,
+        "verified": report.steps_verified,
+        "captured_step": report.captured_step,
+        "graph_ops": report.graph_ops,
+        "violations": report.violations,
+    }
 
 
 def main(out):

@@ -43,20 +43,34 @@ class TinyModel(L.LightningModule):
 
 
 class RecordHyperparameters(L.Callback):
-    """Records lr and weight_decay of every param group right before each optimizer step."""
+    """Records lr and weight_decay of every param group right before each optimizer step.
+
+    The hook runs inside the training step, which the device checks: a tensor value is
+    copied there (an operation of the step) and read as a number only afterwards, when
+    ``values`` is asked for, as a step closure would read it.
+    """
 
     def __init__(self):
-        self.values = []  # one entry per optimizer step: [(lr, wd) per group] per optimizer
+        self._copies = []  # one entry per optimizer step: [(lr, wd) per group]
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):
-        # Tensor-valued schedules update one tensor in place: keep its value, not the tensor.
-        self.values.append([(_float(group["lr"]), _float(group.get("weight_decay"))) for group in optimizer.param_groups])
+        self._copies.append([(_copy(group["lr"]), _copy(group.get("weight_decay"))) for group in optimizer.param_groups])
+
+    @property
+    def values(self):
+        """Per optimizer step, ``[(lr, wd) per group]`` as numbers."""
+        return [[(_float(lr), _float(wd)) for lr, wd in step] for step in self._copies]
 
     def lrs(self, group: int = 0):
         return [step[group][0] for step in self.values]
 
     def wds(self, group: int = 0):
         return [step[group][1] for step in self.values]
+
+
+def _copy(value):
+    # Tensor-valued schedules update one tensor in place: keep its value, not the tensor.
+    return value.detach().clone() if isinstance(value, torch.Tensor) else value
 
 
 def _float(value):

@@ -33,6 +33,13 @@ def test_two_processes_share_schedules_and_parameters_and_write_checkpoints_once
         assert report["lrs"] == pytest.approx(expected_lr, rel=1e-12, abs=1e-15)
         assert report["wds"] == pytest.approx([cosine(0.1, 0.0, 6, t) for t in range(6)], rel=1e-12, abs=1e-15)
     assert ranks[0]["lrs"] == ranks[1]["lrs"] and ranks[0]["wds"] == ranks[1]["wds"]
+    # Each rank checks its own step; DDP re-buckets the gradients after its first
+    # iteration, so the device captures step 2 and verifies the next three.
+    for report in ranks:
+        device = report["device"]
+        assert (device["steps"], device["captured_step"], device["verified"]) == (6, 2, 3)
+        assert device["violations"] == {} and device["graph_ops"] > 50
+    assert ranks[0]["device"]["graph_ops"] == ranks[1]["device"]["graph_ops"]
     assert ranks[0]["params"] == ranks[1]["params"], "gradients were averaged across the processes"
     assert ranks[0]["params"] != ranks[0]["initial"]
 
