@@ -1,4 +1,6 @@
-"""A tiny model, deterministic data and a recording callback for the strategy's tests."""
+"""A tiny model, deterministic data and recording helpers for the strategy's tests."""
+import contextlib
+import logging
 import math
 
 import lightning as L
@@ -83,3 +85,26 @@ def linear(initial, end, total, t):
 
 def cosine(initial, end, total, t):
     return end + (initial - end) * 0.5 * (1.0 + math.cos(math.pi * min(t, total) / total))
+
+
+class _Lines(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def rank_zero_lines():
+    """The messages Lightning's ``rank_zero_info`` logs inside the block (a list, filled as they come)."""
+    logger, handler = logging.getLogger("lightning.pytorch.utilities.rank_zero"), _Lines()
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield handler.lines
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

@@ -1,5 +1,4 @@
 """``Trainer(strategy="wse")``: registration, the one-process path, options, refusals."""
-import logging
 
 import lightning as L
 import pytest
@@ -11,7 +10,9 @@ import wse
 import wse.optim
 from wse.lightning import LazyOptimizerStateError, WSEStrategy, WSEStrategyWarning
 
-from .helpers import QUIET, TinyModel, loader
+from wse.optim.lr_scheduler import LinearLR
+
+from .helpers import QUIET, TinyModel, loader, rank_zero_lines
 
 
 class Probe(L.Callback):
@@ -62,29 +63,35 @@ def test_several_devices_resolve_to_lightnings_ddp_machinery():
     assert type(strategy.launcher).__name__ == "_SubprocessScriptLauncher"
 
 
-class _Lines(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.INFO)
-        self.lines = []
-
-    def emit(self, record):
-        self.lines.append(record.getMessage())
-
-
 def test_repr_and_startup_line_say_what_is_enforced():
     strategy = WSEStrategy(strict="warn", check="off", verify_steps=5, verify_every=100, compile=True)
     assert repr(strategy) == (
         "WSEStrategy(strict='warn', check='off', verify_steps=5, verify_every=100, compile=True, replay=None)"
     )
-    rank_zero_logger, lines = logging.getLogger("lightning.pytorch.utilities.rank_zero"), _Lines()
-    rank_zero_logger.addHandler(lines)
-    try:
+    assert repr(WSEStrategy(compile=True, compile_backend="aot_eager")).endswith(
+        "compile=True, replay=None, compile_backend='aot_eager')"
+    )
+    with rank_zero_lines() as lines:
         L.Trainer(strategy=strategy, max_steps=1, **QUIET).fit(TinyModel(), loader())
-    finally:
-        rank_zero_logger.removeHandler(lines)
-    (line,) = [line for line in lines.lines if line.startswith("WSEStrategy(")]
+    (line,) = [line for line in lines if line.startswith("WSEStrategy(")]
     assert "1 process" in line and "SGD: torch layout" in line
-    assert "once per optimizer step" in line and "broken rules warn" in line
+    assert "once per optimizer step, inside it" in line and "broken rules warn" in line
+    assert "Static-graph device attached: check='off': no step is checked" in line
+    assert "unchecked steps run compiled (inductor)" in line
+
+
+def test_the_startup_line_names_the_checks_and_the_schedules_in_the_graph():
+    def configure(module):
+        optimizer = torch.optim.SGD(module.parameters(), lr=0.1)
+        return [optimizer], [LinearLR(optimizer, 0.1, 0.0, 10), torch.optim.lr_scheduler.StepLR(optimizer, 5)]
+
+    with rank_zero_lines() as lines, pytest.warns(WSEStrategyWarning):
+        strategy = WSEStrategy(check="warn", verify_steps=2, verify_every=50)
+        L.Trainer(strategy=strategy, max_steps=1, **QUIET).fit(TinyModel(configure), loader())
+    (line,) = [line for line in lines if line.startswith("WSEStrategy(")]
+    assert "check='warn': step 1 captured, steps 2-3 verified, then every 50 steps; violations warn once" in line
+    assert "unchecked steps run eagerly, with nothing installed" in line
+    assert "in-graph schedules (tensor values): LinearLR; host-side: StepLR" in line
 
 
 @pytest.mark.parametrize(
@@ -97,6 +104,7 @@ def test_repr_and_startup_line_say_what_is_enforced():
         ({"verify_every": 0}, ValueError, "`verify_every` must be None"),
         ({"compile": "yes"}, TypeError, "`compile` must be True or False"),
         ({"replay": "graph"}, ValueError, "`replay` must be one of"),
+        ({"compile_backend": 3}, TypeError, "`compile_backend` must be a torch.compile backend"),
     ],
 )
 def test_bad_options_are_refused_at_construction(options, error, match):
