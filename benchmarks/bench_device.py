@@ -1,36 +1,50 @@
 """The price of checking a step, and what the device costs or gains once the step is verified.
 
-Run by hand: ``python benchmarks/bench_device.py [--model mlp|transformer] [--rounds R]
-[--steps N] [--threads T]``.
+Run by hand: ``python benchmarks/bench_device.py [--part lightning|loop|both]
+[--model mlp|wide-mlp|transformer] [--rounds R] [--steps N] [--threads T] [--log]``.
 
-One training step (forward, backward, torch AdamW, a tensor-valued wse LR schedule) on a
-small MLP (default) or transformer block on the CPU, run five ways from the same initial
-weights:
+One training step (forward, backward, torch AdamW, a tensor-valued wse LR schedule) on the
+CPU, on a small MLP (64-256-256-1, batch 32; default), a wider one (256-1024-1024-1) or a
+pre-norm transformer block (width 64, 4 heads, sequence 32, batch 8), from the same
+initial weights, timed several ways in the same run.
 
-* eager: the plain PyTorch loop, the anchor;
-* verifying: every step captured/verified by the device (the price of checking);
-* verified, checks off: ``with device.step(batch):`` after the verification window
-  (goal: <= 1.05 times eager);
-* check="off": the device with checking disabled;
-* compile=True: ``device.wrap(step)`` after verification and warm-up (goal: >= 1.3 times
-  faster than eager).
+Under Lightning (``--part lightning``, the default), the anchor is Lightning's default
+strategy with the same LightningModule, data, optimizer and schedule, against
+``Trainer(strategy=WSEStrategy(...))``:
 
-Rounds are interleaved (each round runs N steps of every variant, in rotating order) and
-the table shows the median per-step time of each variant and its ratio to eager in the
-same round. The one-time capture and compile costs are printed below it.
+* verifying: every step captured/verified (``verify_steps`` unbounded): the price of checking;
+* verified, checks off: the default strategy after its verification window (goal: <= 1.05);
+* check="off": the device attached with checking disabled;
+* compile=True: after verification and warm-up (goal: >= 1.3 times faster than eager).
+
+A callback times each step from ``on_train_batch_start`` to ``on_train_batch_end``; each
+round runs one fit per variant (in rotating order) and takes the median step after the
+warm-up steps (which hold the capture, the verification window and the compilation).
+
+In a plain PyTorch loop (``--part loop``) the anchor is the loop itself, against
+``with device.step(batch):`` (verifying, verified, check="off") and ``device.wrap(step)``
+with ``compile=True``; rounds interleave the variants step block by step block.
+
+The table shows each variant's median step time and its median ratio to the anchor in the
+same round; the one-time capture and compile costs are printed below it.
 """
 from __future__ import annotations
 
 import argparse
+import logging
 import statistics
 import time
+import warnings
 
+import lightning as L
 import torch
+from torch.utils.data import DataLoader, TensorDataset
 
 from wse.device import Device
+from wse.lightning import WSEStrategy
 from wse.optim.lr_scheduler import CosineDecayLR
 
-BATCH, SEQUENCE, WIDTH, HEADS = 8, 32, 64, 4
+SEQUENCE, WIDTH, HEADS = 32, 64, 4
 
 
 class Block(torch.nn.Module):
@@ -45,34 +59,165 @@ class Block(torch.nn.Module):
         return self.head(self.layer(x))
 
 
-def build(kind: str):
+def mlp(inputs: int, width: int) -> torch.nn.Module:
+    return torch.nn.Sequential(
+        torch.nn.Linear(inputs, width), torch.nn.GELU(), torch.nn.Linear(width, width), torch.nn.GELU(), torch.nn.Linear(width, 1)
+    )
+
+
+def make_model(kind: str):
+    """A model and the shape of one batch (the same initial weights every time)."""
     torch.manual_seed(0)
     if kind == "transformer":
-        model = Block()
-        x = torch.randn(BATCH, SEQUENCE, WIDTH)
-    else:
-        model = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.GELU(), torch.nn.Linear(256, 256), torch.nn.GELU(), torch.nn.Linear(256, 1))
-        x = torch.randn(32, 64)
+        return Block(), (8, SEQUENCE, WIDTH)
+    if kind == "wide-mlp":
+        return mlp(256, 1024), (32, 256)
+    return mlp(64, 256), (32, 64)
+
+
+def make_optimizer(model: torch.nn.Module):
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
     scheduler = CosineDecayLR(optimizer, 1e-3, 1e-5, total_iters=100_000).enable_tensor_values()
-
-    def train_step(batch):
-        loss = model(batch).pow(2).mean()
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        scheduler.step()
-        return loss.detach()
-
-    return model, optimizer, scheduler, train_step, x
+    return optimizer, scheduler
 
 
-class Variant:
-    """A way of running the step: ``run(batch)`` performs one training step."""
+def median_ratio(times, anchor) -> float:
+    return statistics.median(t / a for t, a in zip(times, anchor))
+
+
+def print_table(title: str, anchor_name: str, rows, goals) -> None:
+    print(title)
+    print(f"{'variant':36} {'ms/step':>9} {'ratio to ' + anchor_name:>22}")
+    anchor = rows[0][1]
+    for name, times in rows:
+        ratio = median_ratio(times, anchor)
+        goal = goals(name, ratio)
+        print(f"{name:36} {statistics.median(times) * 1e3:9.3f} {ratio:22.3f}{goal}")
+
+
+def goal_note(name: str, ratio: float) -> str:
+    if name.startswith("verified"):
+        return "  (goal <= 1.05)"
+    if name.startswith("compile"):
+        return f"  ({1 / ratio:.2f}x faster; goal >= 1.3x)"
+    return ""
+
+
+def one_time_costs(capture_report, compile_report, eager_step: float) -> str:
+    capture = capture_report.capture_seconds
+    text = (
+        f"one-time: capture {capture * 1e3:.1f} ms ({capture / eager_step:.0f} eager steps, "
+        f"{capture_report.graph_ops} operations)"
+    )
+    if compile_report.compile_seconds is not None:
+        text += (
+            f"; compile {compile_report.compile_seconds:.1f} s ({compile_report.compiled_graphs} graphs, "
+            f"{compile_report.recompilations} recompilation(s))"
+        )
+    return text
+
+
+# -- under Lightning --------------------------------------------------------------------------
+
+
+class Model(L.LightningModule):
+    def __init__(self, kind: str, log: bool):
+        super().__init__()
+        self.net, _ = make_model(kind)
+        self.log_loss = log
+
+    def training_step(self, batch, batch_idx):
+        (x,) = batch
+        loss = self.net(x).pow(2).mean()
+        if self.log_loss:
+            self.log("train_loss", loss, prog_bar=True)
+        return loss
+
+    def configure_optimizers(self):
+        optimizer, scheduler = make_optimizer(self)
+        return [optimizer], [{"scheduler": scheduler, "interval": "step"}]
+
+
+class StepTimer(L.Callback):
+    def __init__(self):
+        self.times, self._start = [], None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.times.append(time.perf_counter() - self._start)
+
+
+LIGHTNING_VARIANTS = [
+    ("eager Lightning (default strategy)", lambda: "auto"),
+    ("verifying (every step checked)", lambda: WSEStrategy(verify_steps=10**9)),
+    ("verified, checks off", lambda: WSEStrategy()),
+    ('check="off"', lambda: WSEStrategy(check="off")),
+    ("compile=True, after warm-up", lambda: WSEStrategy(compile=True)),
+]
+
+
+def lightning_part(args) -> None:
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    _, shape = make_model(args.model)
+    generator = torch.Generator().manual_seed(0)
+    batches = args.warmup + args.steps
+    data = DataLoader(TensorDataset(torch.randn(batches * shape[0], *shape[1:], generator=generator)), batch_size=shape[0])
+    times = {name: [] for name, _ in LIGHTNING_VARIANTS}
+    strategies = {}
+    for round_index in range(args.rounds):
+        shift = round_index % len(LIGHTNING_VARIANTS)
+        for name, make in LIGHTNING_VARIANTS[shift:] + LIGHTNING_VARIANTS[:shift]:
+            timer, strategy = StepTimer(), make()
+            trainer = L.Trainer(
+                strategy=strategy,
+                accelerator="cpu",
+                devices=1,
+                max_steps=batches,
+                callbacks=[timer],
+                logger=False,
+                enable_checkpointing=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+            )
+            trainer.fit(Model(args.model, args.log), data)
+            times[name].append(statistics.median(timer.times[args.warmup :]))
+            # The first fit's costs are the one-time ones: later fits reuse in-process caches.
+            strategies.setdefault(name, strategy)
+    rows = [(name, times[name]) for name, _ in LIGHTNING_VARIANTS]
+    print_table(
+        f"Lightning, model: {args.model}, AdamW + tensor-valued CosineDecayLR, CPU, {args.threads} thread(s), "
+        f"{'logging the loss, ' if args.log else ''}{args.rounds} rounds x {args.steps} steps ({args.warmup} warm-up)",
+        "eager Lightning",
+        rows,
+        goal_note,
+    )
+    capture = strategies["verified, checks off"].device.report()
+    compiled = strategies["compile=True, after warm-up"].device.report()
+    print(one_time_costs(capture, compiled, statistics.median(rows[0][1])))
+
+
+# -- in a plain loop --------------------------------------------------------------------------
+
+
+class LoopVariant:
+    """A way of running the step in a plain loop: ``run(batch)`` performs one training step."""
 
     def __init__(self, name: str, kind: str, make):
         self.name = name
-        model, optimizer, scheduler, train_step, self.batch = build(kind)
+        model, shape = make_model(kind)
+        optimizer, scheduler = make_optimizer(model)
+        self.batch = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+
+        def train_step(batch):
+            loss = model(batch).pow(2).mean()
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            scheduler.step()
+            return loss.detach()
+
         self.device, self.run = make(model, optimizer, scheduler, train_step)
         self.times = []
 
@@ -99,28 +244,18 @@ def compiled(model, optimizer, scheduler, train_step):
     return device, device.wrap(train_step)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=("mlp", "transformer"), default="mlp")
-    parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--steps", type=int, default=50, help="steps per variant per round")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--warmup", type=int, default=20, help="steps of each variant before timing")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-
+def loop_part(args) -> None:
     variants = [
-        Variant("eager (plain PyTorch loop)", args.model, eager),
-        Variant("verifying (every step checked)", args.model, in_device(verify_steps=10**9)),
-        Variant("verified, checks off", args.model, in_device(verify_steps=3)),
-        Variant('check="off"', args.model, in_device(check="off")),
-        Variant("compile=True, after warm-up", args.model, compiled),
+        LoopVariant("eager (plain PyTorch loop)", args.model, eager),
+        LoopVariant("verifying (every step checked)", args.model, in_device(verify_steps=10**9)),
+        LoopVariant("verified, checks off", args.model, in_device(verify_steps=3)),
+        LoopVariant('check="off"', args.model, in_device(check="off")),
+        LoopVariant("compile=True, after warm-up", args.model, compiled),
     ]
     # Warm-up: capture, verification window, compilation, allocator and caches.
     for variant in variants:
         for _ in range(args.warmup):
             variant.run(variant.batch)
-
     for round_index in range(args.rounds):
         shift = round_index % len(variants)
         for variant in variants[shift:] + variants[:shift]:
@@ -128,28 +263,36 @@ def main() -> None:
             for _ in range(args.steps):
                 variant.run(variant.batch)
             variant.times.append((time.perf_counter() - start) / args.steps)
-
-    anchor = variants[0].times
-    print(f"model: {args.model}, AdamW + tensor-valued CosineDecayLR, CPU, {args.threads} thread(s), "
-          f"{args.rounds} rounds x {args.steps} steps")
-    print(f"{'variant':34} {'ms/step':>9} {'ratio to eager':>15}")
-    for variant in variants:
-        ratio = statistics.median(t / a for t, a in zip(variant.times, anchor))
-        goal = ""
-        if variant.name.startswith("verified"):
-            goal = "  (goal <= 1.05)"
-        elif variant.name.startswith("compile"):
-            goal = f"  ({1 / ratio:.2f}x faster; goal >= 1.3x)"
-        print(f"{variant.name:34} {statistics.median(variant.times) * 1e3:9.3f} {ratio:15.3f}{goal}")
-
-    eager_step = statistics.median(anchor)
-    verified = variants[2].device.report()
-    compiled_report = variants[4].device.report()
-    print(
-        f"one-time: capture {verified.capture_seconds * 1e3:.1f} ms ({verified.capture_seconds / eager_step:.0f} eager steps, "
-        f"{verified.graph_ops} operations); compile {compiled_report.compile_seconds:.1f} s "
-        f"({compiled_report.compiled_graphs} graphs, {compiled_report.recompilations} recompilation(s))"
+    print_table(
+        f"plain loop, model: {args.model}, AdamW + tensor-valued CosineDecayLR, CPU, {args.threads} thread(s), "
+        f"{args.rounds} rounds x {args.steps} steps",
+        "eager",
+        [(variant.name, variant.times) for variant in variants],
+        goal_note,
     )
+    print(one_time_costs(variants[2].device.report(), variants[4].device.report(), statistics.median(variants[0].times)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("lightning", "loop", "both"), default="lightning")
+    parser.add_argument("--model", choices=("mlp", "wide-mlp", "transformer"), default="mlp")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=100, help="timed steps per variant per round")
+    parser.add_argument("--warmup", type=int, default=20, help="steps of each variant before timing")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--log", action="store_true", help="the LightningModule logs its loss with self.log")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    # The compiled step's one-time notices and Lightning's start-up lines would bury the table.
+    warnings.filterwarnings("ignore")
+    logging.getLogger("torch._logging").setLevel(logging.ERROR)
+    if args.part in ("lightning", "both"):
+        lightning_part(args)
+    if args.part == "both":
+        print()
+    if args.part in ("loop", "both"):
+        loop_part(args)
 
 
 if __name__ == "__main__":

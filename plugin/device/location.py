@@ -14,7 +14,7 @@ import linecache
 import os
 import sys
 import sysconfig
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, Iterable, Optional, Tuple
 
 # Packages whose frames are never the user's line.
@@ -163,6 +163,9 @@ class CodeScope:
 
     prefixes: Tuple[str, ...] = ()
     functions: FrozenSet[Tuple[str, str]] = frozenset()
+    # What ``called_through`` concluded for each code object it met: checked steps walk
+    # the same (deep, under a framework) stacks for every operation.
+    _verdicts: Dict[object, int] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def __bool__(self) -> bool:
         return bool(self.prefixes or self.functions)
@@ -220,13 +223,26 @@ def called_through(scope: CodeScope, frame=None) -> bool:
         return False
     if frame is None:
         frame = sys._getframe(1)
-    is_library, realpath = _CLASSIFIER.is_library, _CLASSIFIER.realpath
+    verdicts = scope._verdicts
     while frame is not None:
         code = frame.f_code
-        filename = code.co_filename
-        if scope.holds(realpath(filename), code):
-            return True
-        if not is_library(filename) and not _is_generated_method(code):
-            return False
+        verdict = verdicts.get(code)
+        if verdict is None:
+            verdict = verdicts[code] = _verdict(scope, code)
+        if verdict is not _PASS:
+            return verdict is _IN_SCOPE
         frame = frame.f_back
     return False
+
+
+# What a frame's code means to ``called_through``.
+_IN_SCOPE, _USER, _PASS = 0, 1, 2
+
+
+def _verdict(scope: CodeScope, code) -> int:
+    filename = code.co_filename
+    if scope.holds(_CLASSIFIER.realpath(filename), code):
+        return _IN_SCOPE
+    if not _CLASSIFIER.is_library(filename) and not _is_generated_method(code):
+        return _USER
+    return _PASS
