@@ -155,7 +155,7 @@ class WSEStrategy(DDPStrategy):
         """Create this fit's device (after the optimizers' state exists) and hand it the steps."""
         options, module = self.device_options, self.lightning_module
         if options.fast:
-            self._check_fast_path_applies(trainer)
+            self._check_fast_path_applies()
         steps = self._scheduler_steps
         if options.check != "off" or options.fast:
             self._schedules = schedule_in_graph(steps.schedulers, self.root_device)
@@ -181,7 +181,8 @@ class WSEStrategy(DDPStrategy):
         self._on_device = StepOnDevice(device, steps, fast)
         self._undo_scheduling = take_over_scheduler_steps(trainer)
 
-    def _check_fast_path_applies(self, trainer: "pl.Trainer") -> None:
+    def _check_fast_path_applies(self) -> None:
+        """``compile``/``replay`` build the step of automatic optimization in one process."""
         what = "compile=True" if self.device_options.compile else f"replay={self.device_options.replay!r}"
         if self.is_multiprocess:
             raise ValueError(
@@ -240,6 +241,11 @@ class WSEStrategy(DDPStrategy):
         return output
 
     def training_step(self, *args: Any, **kwargs: Any) -> Any:
+        """The LightningModule's ``training_step``, as the device needs it.
+
+        In manual optimization it is the whole device step; in a verified step with
+        ``compile=True`` it runs compiled; otherwise it runs as Lightning runs it.
+        """
         on_device = self._on_device
         if on_device is None:
             return super().training_step(*args, **kwargs)
@@ -314,6 +320,9 @@ class WSEStrategy(DDPStrategy):
         strategy_registry.register(
             cls.strategy_name,
             cls,
-            description="Static-graph rules: optimizer state before step 1, schedules per optimizer step",
+            description=(
+                "Static-graph rules: optimizer state before step 1, schedules per optimizer step, "
+                "every training step captured, verified and optionally compiled by wse.device"
+            ),
             override=True,
         )

@@ -1,5 +1,4 @@
 """``Trainer(strategy="wse")``: registration, the one-process path, options, refusals."""
-
 import lightning as L
 import pytest
 import torch
@@ -9,7 +8,6 @@ from torch.utils.data import RandomSampler
 import wse
 import wse.optim
 from wse.lightning import LazyOptimizerStateError, WSEStrategy, WSEStrategyWarning
-
 from wse.optim.lr_scheduler import LinearLR
 
 from .helpers import QUIET, TinyModel, loader, rank_zero_lines
