@@ -17,7 +17,7 @@ from wse.device import (
     StaticGraphViolation,
     StaticGraphWarning,
 )
-from wse.lightning import WSEStrategy
+from wse.lightning import WSEStrategy, WSEStrategyWarning
 from wse.optim.lr_scheduler import CosineDecayLR
 from wse.optim.weight_decay_scheduler import CosineDecayWD
 
@@ -95,6 +95,22 @@ def test_preinitialized_state_makes_step_one_the_graph():
     fit(Logged(), WSEStrategy(verify_steps=4), callbacks=[graphs])
     # torch.optim.AdamW got its state at setup: no lazy part to take from step 2.
     assert len(graphs.seen) == 6 and all(graph is graphs.seen[0] for graph in graphs.seen)
+
+
+def test_a_lazy_optimizer_let_through_by_strict_warn_has_its_update_taken_from_step_two():
+    from .test_strategy import HomeMadeSGD  # creates its buffers inside its first step()
+
+    class Graphs(L.Callback):
+        seen = []
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            self.seen.append(trainer.strategy.device.graph)
+
+    graphs = Graphs()
+    with pytest.warns(WSEStrategyWarning, match="HomeMadeSGD"):
+        trainer = fit(TinyModel(lambda m: HomeMadeSGD(m.parameters())), WSEStrategy(strict="warn"), callbacks=[graphs])
+    assert graphs.seen[1] is not graphs.seen[0] and all(graph is graphs.seen[1] for graph in graphs.seen[1:])
+    assert trainer.strategy.device.report().violations == {}
 
 
 def test_only_batches_that_step_the_optimizer_are_device_steps():
@@ -189,6 +205,7 @@ def test_item_in_training_step_is_a_host_sync_error_at_that_line():
     assert_located(caught.value, "item")
     assert caught.value.step == 1 and ".item()" in str(caught.value)
     assert not trainer.strategy.device.in_step, "the failed step was dropped"
+    assert "update_lr_schedulers" not in vars(trainer.fit_loop.epoch_loop), "Lightning's loop is restored"
 
 
 def test_a_short_last_batch_without_drop_last_is_a_shape_change():
