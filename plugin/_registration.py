@@ -15,9 +15,13 @@ _WATCHED = "lightning.pytorch"
 
 
 def _register() -> None:
-    from .lightning import register_strategy
+    # The strategy module, not the `wse.lightning` package: when that package is what
+    # imports Lightning, it is still half-initialised when this runs.
+    from lightning.pytorch.strategies import StrategyRegistry
 
-    register_strategy()
+    from .lightning.strategy import WSEStrategy
+
+    WSEStrategy.register_strategies(StrategyRegistry)
 
 
 class _RegisterAfterImport(importlib.abc.MetaPathFinder):

@@ -8,6 +8,7 @@ SCRIPTS = {
     "wse first": "import wse, sys\nassert 'lightning' not in sys.modules\nimport lightning\n",
     "lightning first": "import lightning.pytorch\nimport wse\n",
     "from-import after wse": "import wse\nfrom lightning.pytorch import Trainer as _\nimport lightning\n",
+    "wse.lightning imports lightning": "from wse.lightning import WSEStrategy as _\nimport lightning\n",
 }
 
 
