@@ -1,0 +1,1 @@
+"""The Accelerate integration (glue over wse.device and wse.optim); not built yet."""

@@ -1,0 +1,1 @@
+"""Checkpoint formats, detection, state-dict translation and safe IO; not built yet."""
