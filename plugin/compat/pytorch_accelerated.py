@@ -269,11 +269,9 @@ class _ClosedFormLrScheduler(StatefulSchedulerBase):
         for name in cls._schedule_inputs | {"base_lr_values"}:
             setattr(cls, name, Hyperparameter(name, invalidates="_plan"))
 
-    def _build_schedule(self, base_lr: float) -> S.Schedule:
-        raise NotImplementedError
-
+    @abstractmethod
     def _build_plan(self):
-        return [self._build_schedule(base_lr) for base_lr in self.base_lr_values]
+        """What ``get_updated_values`` evaluates, built from the schedule inputs (cached)."""
 
     def _get_plan(self):
         plan = self.__dict__.get("_plan")
@@ -388,6 +386,9 @@ class CosineLrScheduler(_ClosedFormLrScheduler):
                         f"{owner}: `lr_min` ({settings['lr_min']}) is above the learning rate {base} of param "
                         f"group {index}; lower `lr_min` or give a per-group `min_lr_ratio`."
                     )
+
+    def _build_plan(self):
+        return [self._build_schedule(base_lr) for base_lr in self.base_lr_values]
 
     def _build_schedule(self, base_lr: float) -> S.Schedule:
         end = self.lr_min_ratio * base_lr if self.lr_min_ratio is not None else self.lr_min
