@@ -40,6 +40,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from _lightning_timing import median_step_time
+
 from wse.device import Device
 from wse.lightning import WSEStrategy
 from wse.optim.lr_scheduler import CosineDecayLR
@@ -138,17 +140,6 @@ class Model(L.LightningModule):
         return [optimizer], [{"scheduler": scheduler, "interval": "step"}]
 
 
-class StepTimer(L.Callback):
-    def __init__(self):
-        self.times, self._start = [], None
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.times.append(time.perf_counter() - self._start)
-
-
 LIGHTNING_VARIANTS = [
     ("eager Lightning (default strategy)", lambda: "auto"),
     ("verifying (every step checked)", lambda: WSEStrategy(verify_steps=10**9)),
@@ -169,20 +160,8 @@ def lightning_part(args) -> None:
     for round_index in range(args.rounds):
         shift = round_index % len(LIGHTNING_VARIANTS)
         for name, make in LIGHTNING_VARIANTS[shift:] + LIGHTNING_VARIANTS[:shift]:
-            timer, strategy = StepTimer(), make()
-            trainer = L.Trainer(
-                strategy=strategy,
-                accelerator="cpu",
-                devices=1,
-                max_steps=batches,
-                callbacks=[timer],
-                logger=False,
-                enable_checkpointing=False,
-                enable_progress_bar=False,
-                enable_model_summary=False,
-            )
-            trainer.fit(Model(args.model, args.log), data)
-            times[name].append(statistics.median(timer.times[args.warmup :]))
+            strategy = make()
+            times[name].append(median_step_time(strategy, Model(args.model, args.log), data, batches, args.warmup))
             # The first fit's costs are the one-time ones: later fits reuse in-process caches.
             strategies.setdefault(name, strategy)
     rows = [(name, times[name]) for name, _ in LIGHTNING_VARIANTS]

@@ -11,7 +11,6 @@ after round, and the table shows medians. Target: ratio <= 1.05.
 import argparse
 import logging
 import statistics
-import time
 import warnings
 
 import lightning as L
@@ -19,21 +18,11 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 import wse
+from _lightning_timing import median_step_time
 from wse.optim.lr_scheduler import CosineDecayLR, LinearLR, SequentialLR
 from wse.optim.weight_decay_scheduler import CosineDecayWD
 
 WARMUP = 20
-
-
-class StepTimer(L.Callback):
-    def __init__(self):
-        self.times, self._start = [], None
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.times.append(time.perf_counter() - self._start)
 
 
 class MLP(L.LightningModule):
@@ -62,23 +51,6 @@ class MLP(L.LightningModule):
         return [optimizer], [{"scheduler": lr, "interval": "step"}, {"scheduler": wd, "interval": "step"}]
 
 
-def median_step_time(strategy, optimizer_class, data, steps: int) -> float:
-    timer = StepTimer()
-    trainer = L.Trainer(
-        strategy=strategy,
-        accelerator="cpu",
-        devices=1,
-        max_steps=steps,
-        callbacks=[timer],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(MLP(optimizer_class, steps), data)
-    return statistics.median(timer.times[WARMUP:])
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
@@ -103,7 +75,7 @@ def main():
             order = ["auto", "wse"] if round_index % 2 == 0 else ["wse", "auto"]
             for contender in order:
                 strategy = "auto" if contender == "auto" else wse.WSEStrategy(check="off")
-                times[contender].append(median_step_time(strategy, optimizer_class, data, args.steps))
+                times[contender].append(median_step_time(strategy, MLP(optimizer_class, args.steps), data, args.steps, WARMUP))
         default, ours = statistics.median(times["auto"]), statistics.median(times["wse"])
         rows.append((name, default, ours))
 
