@@ -18,7 +18,8 @@ from typing import Optional
 
 from .. import schedules as S
 from ..schedules._backend import HOST
-from ..schedules.anneal import RAMP_SHAPES, require_choice
+from ..schedules.anneal import RAMP_SHAPES
+from ..schedules.base import require_choice
 from ..schedules.warmup_anneal import DECAY_STYLES, WSD_DECAY_STYLES
 
 __all__ = ["OptimizerParamScheduler"]

@@ -36,7 +36,7 @@ from typing import Callable, Iterable, List, Union
 import torch
 
 from .. import schedules as S
-from ..schedules._backend import HOST, as_step
+from ..schedules._backend import as_step
 from ..schedules.warmup_stable_decay import decay_periods, geometric_checkpoints
 from ..optim._binding import Hyperparameter
 
@@ -132,13 +132,6 @@ def _require_filled(owner: str, **values) -> None:
                 f"number, e.g. create_scheduler_fn(...)(optimizer, {name}=...), or use "
                 f"wse.compat.pytorch_accelerated.fill_placeholders."
             )
-
-
-def _as_step(num_updates):
-    """(t, arithmetic) for an update count; plain ints, the per-step case, skip the type dispatch."""
-    if type(num_updates) is int:
-        return float(num_updates), HOST
-    return as_step(num_updates)
 
 
 # -- argument checks --------------------------------------------------------------------
@@ -286,7 +279,7 @@ class _ClosedFormLrScheduler(StatefulSchedulerBase):
 
     def get_updated_values(self, num_updates):
         """Each group's learning rate after ``num_updates`` updates (tensors for a tensor step)."""
-        t, m = _as_step(num_updates)
+        t, m = as_step(num_updates)
         return [schedule.evaluate(t, m) for schedule in self.schedules]
 
 
@@ -602,7 +595,7 @@ class WSDLrScheduler(_ClosedFormLrScheduler):
     def get_updated_values(self, num_updates):
         """Each group's learning rate after ``num_updates`` updates; records the pre-decay step."""
         schedules, pre_decay, warmup = self._get_plan()
-        t, m = _as_step(num_updates)
+        t, m = as_step(num_updates)
         if not m.is_tensor and t >= warmup and t in pre_decay:
             self.previous_checkpoint_step = num_updates
         return [schedule.evaluate(t, m) for schedule in schedules]

@@ -127,6 +127,8 @@ def as_step(step):
     An integer step tensor is evaluated in the default floating dtype (float32 unless
     changed); pass a float64 tensor to evaluate in double precision on the tensor path.
     """
+    if type(step) is int:  # the per-step case of every host scheduler: skip the dispatch
+        return float(step), HOST
     if isinstance(step, torch.Tensor):
         if not step.is_floating_point():
             step = step.to(torch.get_default_dtype())

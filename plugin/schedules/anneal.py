@@ -9,25 +9,14 @@ the values that matter (a decay close to zero, a ramp just past its start).
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 
-from .base import Schedule, require_finite, require_non_negative, require_positive
+from .base import Schedule, require_choice, require_finite, require_non_negative, require_positive
 
 # Fraction of the distance still to go at progress r in [0, 1] (1 at r=0, 0 at r=1).
 ANNEAL_SHAPES = ("linear", "cosine", "exponential", "minus_sqrt", "inverse_proportional")
 # Fraction of the distance covered at progress r in [0, 1] (0 at r=0, 1 at r=1).
 RAMP_SHAPES = ("linear", "cosine")
-
-
-def require_choice(owner: str, name: str, value, choices) -> None:
-    """Raise if ``value`` is not one of ``choices``, naming the closest valid one."""
-    if value in choices:
-        return
-    by_lower = {str(choice).lower(): choice for choice in choices}
-    close = difflib.get_close_matches(str(value).lower(), list(by_lower), n=1, cutoff=0.0)
-    hint = f" Did you mean {by_lower[close[0]]!r}?" if close else ""
-    raise ValueError(f"{owner}: `{name}` must be one of {list(choices)}, got {value!r}.{hint}")
 
 
 _REMAINING = {

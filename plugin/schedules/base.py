@@ -1,6 +1,7 @@
 """The Schedule type: an immutable value that maps a step to a number."""
 from __future__ import annotations
 
+import difflib
 import math
 from ._backend import as_step
 
@@ -73,3 +74,13 @@ def require_increasing(owner: str, name: str, milestones) -> None:
                 f"{owner}: `{name}` must be strictly increasing, got {list(milestones)!r} "
                 f"({later} does not come after {earlier})."
             )
+
+
+def require_choice(owner: str, name: str, value, choices) -> None:
+    """Raise if ``value`` is not one of ``choices``, naming the closest valid one."""
+    if value in choices:
+        return
+    by_lower = {str(choice).lower(): choice for choice in choices}
+    close = difflib.get_close_matches(str(value).lower(), list(by_lower), n=1, cutoff=0.0)
+    hint = f" Did you mean {by_lower[close[0]]!r}?" if close else ""
+    raise ValueError(f"{owner}: `{name}` must be one of {list(choices)}, got {value!r}.{hint}")

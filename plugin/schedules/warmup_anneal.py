@@ -10,8 +10,8 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
-from .anneal import Anneal, require_choice
-from .base import Schedule, require_finite, require_non_negative
+from .anneal import Anneal
+from .base import Schedule, require_choice, require_finite, require_non_negative
 
 DECAY_STYLES = ("linear", "cosine", "inverse-square-root", "constant", "WSD")
 WSD_DECAY_STYLES = ("linear", "cosine", "exponential", "minus_sqrt")

@@ -12,9 +12,9 @@ import bisect
 from dataclasses import dataclass
 from typing import List, NamedTuple, Tuple
 
-from .anneal import Anneal, require_choice
+from .anneal import Anneal
 from .decay import Constant
-from .base import Schedule, require_finite, require_increasing, require_non_negative, require_positive_int
+from .base import Schedule, require_choice, require_finite, require_increasing, require_non_negative, require_positive_int
 
 WSD_DECAY_SHAPES = ("minus_sqrt", "inverse_proportional")
 
