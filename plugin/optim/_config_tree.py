@@ -18,7 +18,7 @@ from ..schedules import base as checks
 from . import lr_scheduler, scheduler, weight_decay_scheduler
 from ._binding import Scheduler
 from ._config_errors import SchedulerConfigError, close_matches, did_you_mean, join_location
-from ._config_signature import check_arguments, construct, scheduler_arguments, takes_argument
+from ._config_signature import check_arguments, construct, takes_argument
 from ._generic import SequentialScheduler
 
 SCHEDULER_MODULES = (lr_scheduler, weight_decay_scheduler, scheduler)

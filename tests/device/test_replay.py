@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from wse.device import Device, ShapeChangeError
+from wse.device import ShapeChangeError
 
 from .helpers import STEPS, Tiny, assert_same_training, batches
 

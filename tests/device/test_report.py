@@ -1,8 +1,6 @@
 """The device's end-of-run report: graph size, memory, capture cost, verified steps, violations."""
 import warnings
 
-import torch
-
 from wse.device import DeviceReport
 
 from .helpers import Tiny, batches

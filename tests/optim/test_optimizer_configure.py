@@ -96,10 +96,10 @@ def test_a_user_optimizer_is_configurable_once_defined():
             super().__init__(params, {"lr": lr})
 
         def preinitialize(self):
-            pass
+            """Plain descent keeps no state."""
 
         def step(self, closure=None):
-            pass
+            """Never called: only configuring the optimizer is under test."""
 
     cls, arguments = configure_optimizer_params("plaindescent", {"lr": 0.5, "anything": 1})
     assert cls is PlainDescent

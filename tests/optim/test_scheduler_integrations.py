@@ -26,7 +26,7 @@ class MetricsCapture(Logger):
         return 0
 
     def log_hyperparams(self, params, *args, **kwargs):
-        pass
+        """Hyperparameters are not under test; only metrics are kept."""
 
     def log_metrics(self, metrics, step=None):
         self.metrics.append((step, dict(metrics)))
