@@ -25,7 +25,7 @@ import torch
 
 from ..schedules import Schedule
 from ..schedules._backend import HOST
-from ._tags import TagSpec, group_matches, normalise_group_tags, normalise_scheduler_tags
+from ._tags import TagSpec, group_matches, normalise_scheduler_tags, require_every_tag_matches
 
 # Constructor arguments that are bookkeeping, not arguments that define the schedule.
 _NOT_HYPERPARAMETERS = frozenset({"self", "optimizer", "schedulers", "scheduler", "last_epoch", "param_group_tags"})
@@ -76,7 +76,8 @@ class Scheduler(torch.optim.lr_scheduler.LRScheduler, ABC):
         # Every constructor argument that defines the schedule invalidates it when set.
         for name in inspect.signature(cls.__init__).parameters:
             if name not in _NOT_HYPERPARAMETERS and not name.startswith("_") and name not in ("args", "kwargs"):
-                if not isinstance(inspect.getattr_static(cls, name, None), (Hyperparameter, property)):
+                # Keep any descriptor already there (a property, or an alias of another name).
+                if not hasattr(type(inspect.getattr_static(cls, name, None)), "__set__"):
                     setattr(cls, name, Hyperparameter(name))
         # Subclasses written in the reference's style (overriding how values are
         # computed or written) take the general path; the others the fast one.
@@ -146,6 +147,15 @@ class Scheduler(torch.optim.lr_scheduler.LRScheduler, ABC):
             schedule = self._schedule = self._build_schedule()
         return schedule
 
+    def decay_periods(self) -> list:
+        """The WSD decay-period protocol: the schedule's decay periods, or none.
+
+        A scheduler bound to ``wse.schedules.WarmupStableDecay`` reports its periods
+        (the step counts ``last_epoch``); every other schedule has none.
+        """
+        periods = getattr(self.schedule, "decay_periods", None)
+        return list(periods()) if periods is not None else []
+
     def _get_closed_form(self):
         """The value at ``last_epoch`` (a tensor in tensor mode, else a float)."""
         if self._step_tensor is not None:
@@ -156,30 +166,36 @@ class Scheduler(torch.optim.lr_scheduler.LRScheduler, ABC):
         return group_matches(self.param_group_tags, param_group)
 
     def _validate_tags_apply(self) -> None:
-        groups = self.optimizer.param_groups
-        if any(self._should_apply_to_param_group(group) for group in groups):
-            return
-        available = set()
-        for group in groups:
-            available |= normalise_group_tags(group.get("tags"))
-        raise ValueError(
-            f"{type(self).__name__} was created with `param_group_tags` {self.param_group_tags} but no "
-            f"param group of the optimizer carries any of them. Available tags: {available} "
-            f"(None means untagged groups). Fix the tags or set `tags` on the param groups."
-        )
+        require_every_tag_matches(self.param_group_tags, self.optimizer.param_groups, type(self).__name__)
 
     def _group_scales(self) -> List[Optional[float]]:
         """Per group: None if not targeted, else the factor applied to the schedule value."""
         return [1.0 if self._should_apply_to_param_group(group) else None for group in self.optimizer.param_groups]
 
     def _write_plan(self):
-        """(group index, scale) of every targeted group; redone if groups are added."""
+        """(group index, scale) of every targeted group; redone if groups are added.
+
+        A group added with ``optimizer.add_param_group`` after construction is scheduled
+        from the next step on, as torch's schedulers do: it gets the schedule's value
+        (times its own scale) if the scheduler's tags select it.
+        """
         plan = self._plan
         if plan is None or plan[0] != len(self.optimizer.param_groups):
-            scales = self._group_scales()
-            plan = self._plan = (len(scales), [(i, s) for i, s in enumerate(scales) if s is not None])
-            self._last_value = (self._last_value + [None] * len(scales))[: len(scales)]
+            plan = self._replan()
         return plan[1]
+
+    def _replan(self):
+        scales = self._group_scales()
+        count = len(scales)
+        plan = self._plan = (count, [(i, s) for i, s in enumerate(scales) if s is not None])
+        self._last_value = (list(self._last_value) + [None] * count)[:count]
+        buffers = self._value_tensors
+        if buffers is not None and len(buffers) < count:
+            buffers.extend(torch.zeros_like(buffers[0]) for _ in range(count - len(buffers)))
+        if buffers is not None:
+            for index, _ in plan[1]:
+                self._last_value[index] = buffers[index]
+        return plan
 
     # -- stepping ---------------------------------------------------------------------
 
@@ -196,8 +212,21 @@ class Scheduler(torch.optim.lr_scheduler.LRScheduler, ABC):
         if self._step_tensor is not None:
             self._step_tensor.add_(1)
 
-    def step(self, *args, **kwargs) -> None:
-        """Advance one optimizer step and write the new value into the param groups."""
+    def step(self, epoch=None) -> None:
+        """Advance one optimizer step and write the new value into the param groups.
+
+        These schedulers step once per optimizer step and take no ``epoch``: torch's
+        deprecated ``step(epoch)`` (jump to an epoch, or a fractional epoch for
+        ``CosineAnnealingWarmRestarts``) would silently give other numbers here, so it
+        is refused.
+        """
+        if epoch is not None:
+            raise TypeError(
+                f"{type(self).__name__}.step() takes no epoch (got {epoch!r}): wse schedulers step once "
+                f"per optimizer step (iteration), and their arguments count iterations. Call step() after "
+                f"every optimizer.step(), and express epochs in iterations (epochs * steps per epoch); to "
+                f"resume at a step, load the scheduler's state_dict."
+            )
         if not self._fast_path:
             self.increment_last_epoch()
             self._step_count += 1
@@ -212,8 +241,9 @@ class Scheduler(torch.optim.lr_scheduler.LRScheduler, ABC):
         self.last_epoch += 1
         self._step_count += 1
         value = (self._schedule or self.schedule).evaluate(float(self.last_epoch), HOST)
+        plan = self._write_plan()  # before reading the last values, which it may resize
         groups, key, last = self.optimizer.param_groups, self._key, self._last_value
-        for index, scale in self._write_plan():
+        for index, scale in plan:
             groups[index][key] = last[index] = value * scale
 
     def _step_in_graph(self) -> None:
@@ -221,10 +251,11 @@ class Scheduler(torch.optim.lr_scheduler.LRScheduler, ABC):
         # the same graph at every step; the Python counters advance outside it.
         self._count_step_on_host()
         self._step_tensor.add_(1)
+        plan = self._write_plan()
         buffers = self._value_tensors
         value = (self._schedule or self.schedule)(self._step_tensor.to(buffers[0].dtype))
         groups, key = self.optimizer.param_groups, self._key
-        for index, scale in self._write_plan():
+        for index, scale in plan:
             buffer = buffers[index]
             buffer.copy_(value * scale)
             if groups[index].get(key) is not buffer:  # replaced by an optimizer's load_state_dict
@@ -249,6 +280,7 @@ class Scheduler(torch.optim.lr_scheduler.LRScheduler, ABC):
         """Write ``values`` (one per param group, None to skip) into the param groups."""
         key = self._key
         groups = self.optimizer.param_groups
+        self._write_plan()  # makes room for groups added since the last step
         if self._value_tensors is None:
             for group, value in zip(groups, values):
                 if value is not None:
@@ -266,8 +298,12 @@ class Scheduler(torch.optim.lr_scheduler.LRScheduler, ABC):
         self._last_value = [None if v is None else self._value_tensors[i] for i, v in enumerate(values)]
 
     def get_last_value(self):
-        """The values most recently written, one per param group (None where not targeted)."""
-        return self._last_value
+        """The values most recently written, one per param group (None where not targeted).
+
+        A new list: later steps do not change it (in tensor mode its entries are the
+        0-d tensors updated in place, as the param groups hold them).
+        """
+        return list(self._last_value)
 
     # -- tensor values ----------------------------------------------------------------
 

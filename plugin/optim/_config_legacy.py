@@ -144,7 +144,8 @@ def legacy_params(entry: Any, location: str, in_sequence: bool = False) -> Tuple
     for key, value in entry.items():
         if key in ENTRY_KEYS:
             continue
-        target = key if key in accepted else next((t for t in LEGACY_ARGUMENTS.get(key, ()) if t in accepted), None)
+        # The old meaning first: `val` is ConstantLR's `learning_rate`, although it takes `val` too.
+        target = next((t for t in LEGACY_ARGUMENTS.get(key, ()) if t in accepted), key if key in accepted else None)
         if target is None and in_sequence and "total_iters" in (key,) + LEGACY_ARGUMENTS.get(key, ()):
             if length_key is not None:
                 raise SchedulerConfigError(here, f"{key!r} and {length_key!r} both give the length; keep one.")

@@ -478,6 +478,12 @@ class ScalePerParamScheduler(Scheduler):
         return self._scheduler_nested.schedule
 
     def _group_scales(self):
+        groups = self.optimizer.param_groups
+        # Groups added after construction bring their own factor.
+        self.adjustment_scalars = list(self.adjustment_scalars) + [
+            group.get("adjust_learning_rate", group.get("adjust_val", 1.0))
+            for group in groups[len(self.adjustment_scalars):]
+        ]
         return [
             None if not self._should_apply_to_param_group(group) else float(scale)
             for group, scale in zip(self.optimizer.param_groups, self.adjustment_scalars)

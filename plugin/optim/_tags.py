@@ -1,7 +1,9 @@
 """Param-group tags: which groups a scheduler targets."""
 from __future__ import annotations
 
-from typing import Iterable, Optional, Set, Union
+from typing import Iterable, List, Optional, Set, Union
+
+from ._config_errors import close_matches, did_you_mean
 
 TagSpec = Optional[Union[str, Iterable[Optional[str]]]]
 
@@ -39,3 +41,41 @@ def group_matches(param_group_tags, group: dict) -> bool:
     if param_group_tags is None:
         return True
     return bool(param_group_tags & normalise_group_tags(group.get("tags")))
+
+
+def available_tags(groups) -> Set[Optional[str]]:
+    """Every tag the param groups carry (``None`` if some group is untagged)."""
+    available: Set[Optional[str]] = set()
+    for group in groups:
+        available |= normalise_group_tags(group.get("tags"))
+    return available
+
+
+def _describe(tag: Optional[str]) -> str:
+    return "None (untagged groups)" if tag is None else repr(tag)
+
+
+def require_every_tag_matches(param_group_tags, groups, owner: str) -> None:
+    """Raise if any of the scheduler's tags selects no param group.
+
+    A tag that matches nothing is almost always a misspelling, and a scheduler whose
+    tags are partly wrong would silently leave the groups it was meant for unscheduled.
+    """
+    if param_group_tags is None:
+        return
+    available = available_tags(groups)
+    unmatched = [tag for tag in param_group_tags if tag not in available]
+    if not unmatched:
+        return
+    named = sorted((tag for tag in available if tag is not None))
+    problems: List[str] = []
+    for tag in sorted(unmatched, key=lambda t: (t is None, str(t))):
+        hint = did_you_mean(close_matches(tag, named, limit=1)) if isinstance(tag, str) else ""
+        problems.append(_describe(tag) + hint)
+    listed = ", ".join(_describe(tag) for tag in sorted(available, key=lambda t: (t is None, str(t))))
+    raise ValueError(
+        f"{owner}: `param_group_tags` {problems[0] if len(problems) == 1 else '[' + ', '.join(problems) + ']'} "
+        f"match{'es' if len(problems) == 1 else ''} no param group of the optimizer; every tag must select "
+        f"at least one group. Available tags: {listed}. Fix the tag, or set `tags` on the param groups "
+        f"(e.g. optimizer.param_groups[i]['tags'] = {{'decay'}})."
+    )

@@ -65,10 +65,29 @@ for _generic_name, _lr_name in LR_NAMES.items():
 
 
 class ConstantLR(LRScheduler, G.ConstantScheduler):
-    """Maintains a constant learning rate for each parameter group (no decaying)."""
+    """Maintains a constant learning rate for each parameter group (no decaying).
 
-    def __init__(self, optimizer, learning_rate: float, total_iters: Optional[int] = None, param_group_tags: TagSpec = None):
-        super().__init__(optimizer, learning_rate, total_iters, param_group_tags=param_group_tags)
+    The value is ``learning_rate`` (the argument of cerebras-pytorch 2.10's code) or
+    ``val`` (the name its documentation gives); pass one of them.
+    """
+
+    def __init__(
+        self,
+        optimizer,
+        learning_rate: Optional[float] = None,
+        total_iters: Optional[int] = None,
+        param_group_tags: TagSpec = None,
+        *,
+        val: Optional[float] = None,
+    ):
+        if (learning_rate is None) == (val is None):
+            given = "both" if val is not None else "neither"
+            raise TypeError(
+                f"ConstantLR: pass the constant as `learning_rate` or as `val` (two names for the same "
+                f"argument), got {given}; pass exactly one, e.g. ConstantLR(optimizer, learning_rate=1e-3)."
+            )
+        value = learning_rate if val is None else val
+        super().__init__(optimizer, value, total_iters, param_group_tags=param_group_tags)
 
 
 class PolynomialLR(LRScheduler, G.PolynomialScheduler):
