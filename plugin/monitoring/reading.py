@@ -14,7 +14,15 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from .naming import MOMENTUM_SUFFIX, WEIGHT_DECAY_SUFFIX, distinct_optimizers, group_series_names, optimizer_prefixes
+from .naming import (
+    MOMENTUM_SUFFIX,
+    WEIGHT_DECAY_SUFFIX,
+    distinct_optimizers,
+    group_series_names,
+    optimizer_prefixes,
+    unwrap_optimizer,
+)
+from .plan import MAX_PLAN_POINTS, Plan, plan_steps, planned_values
 
 # One value to read: (series name, optimizer index, group index, param-group key, element index or None).
 _Entry = Tuple[str, int, int, str, Optional[int]]
@@ -199,6 +207,36 @@ class ParamGroupMonitor:
     def read(self) -> Dict[str, float]:
         """The current values as ``{series name: float}`` (one host transfer per device)."""
         return self.snapshot().values()
+
+    # -- the plan ---------------------------------------------------------------------
+
+    def plan(self, schedulers: Sequence, total_steps: int, max_points: int = MAX_PLAN_POINTS) -> Plan:
+        """The values ``schedulers`` will write over a run of ``total_steps`` optimizer steps, by series name.
+
+        Only the series this monitor reads, of the schedulers whose closed form is known
+        (see ``wse.monitoring.plan``); the others are listed in ``Plan.unplanned``. Runs
+        longer than ``max_points`` steps are sampled evenly, first and last step included.
+        """
+        steps = plan_steps(total_steps, max_points)
+        series_of = {(o, g, key): name for name, o, g, key, _ in self._current_entries()}
+        optimizer_index = {id(optimizer): o for o, optimizer in enumerate(self.optimizers)}
+        planned: Dict[str, torch.Tensor] = {}
+        unplanned = []
+        for scheduler in schedulers:
+            o = optimizer_index.get(id(unwrap_optimizer(getattr(scheduler, "optimizer", None))))
+            if o is None:
+                continue
+            values = planned_values(scheduler, steps)
+            if values is None:
+                unplanned.append(type(scheduler).__name__)
+                continue
+            for (g, key), curve in values.items():
+                name = series_of.get((o, g, key))
+                if name is not None:
+                    planned[name] = curve
+        order = [entry[0] for entry in self._entries]
+        series = {name: planned[name].tolist() for name in order if name in planned}
+        return Plan(steps=steps, series=series, unplanned=unplanned)
 
     def __repr__(self) -> str:
         return (
