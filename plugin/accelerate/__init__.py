@@ -1,1 +1,34 @@
-"""The Accelerate integration (glue over wse.device and wse.optim); not built yet."""
+"""The Accelerate integration: ``wse.accelerate.prepare(accelerator, ...)``, glue between Accelerate and wse.
+
+    accelerator = Accelerator(gradient_accumulation_steps=4)
+    model, optimizer, loader, scheduler = wse.accelerate.prepare(
+        accelerator, model, optimizer, loader, scheduler, check="strict"
+    )
+    for batch in loader:
+        with accelerator.accumulate(model):
+            loss = loss_fn(model(batch))
+            accelerator.backward(loss)
+            optimizer.step()
+            scheduler.step()        # kept: wse already stepped it, once per update
+            optimizer.zero_grad()
+    accelerator.end_training()      # prints the one closing line
+
+Glue only: optimizer state is allocated with ``wse.optim``'s and torch's own layouts,
+steps run on ``wse.device.Device``, hyperparameters are read by ``wse.monitoring``.
+"""
+from .errors import LaunchError, LazyOptimizerStateError, PrepareError, SchedulerStepError, WSEAccelerateWarning
+from .prepare import prepare, state
+from .run import AccelerateRun
+from .scheduling import PerUpdateScheduler
+
+__all__ = [
+    "prepare",
+    "state",
+    "AccelerateRun",
+    "PerUpdateScheduler",
+    "LazyOptimizerStateError",
+    "SchedulerStepError",
+    "PrepareError",
+    "LaunchError",
+    "WSEAccelerateWarning",
+]

@@ -1,0 +1,270 @@
+"""One prepared Accelerate run: its updates, its schedulers' steps and its device steps.
+
+An Accelerate loop has no training-step hook, so the step boundary is found from what
+the loop already does:
+
+* a device step begins at the first forward pass of a prepared model in training mode
+  with gradients enabled, when no step is open (evaluation under ``torch.no_grad()`` or
+  ``model.eval()`` never starts one). Its inputs, whose shapes the device checks, are
+  those of that forward pass;
+* it ends when the optimizer has been called with synchronised gradients
+  (``accelerator.sync_gradients``): the last micro-batch of an ``accelerator.accumulate``
+  cycle, or every batch without accumulation. The micro-batches of one cycle are one
+  device step, as one update is one step of the hardware;
+* right after a real update of an optimizer (its step hook, which Accelerate's wrapper
+  runs only on synchronised gradients and the grad scaler only when it did not skip),
+  wse steps that optimizer's schedulers, inside the step, once per process.
+
+Values read after ``optimizer.step()`` (``loss.item()``, ``accelerator.print``) are read
+outside the step, as the hardware's step closures read them.
+"""
+from __future__ import annotations
+
+import atexit
+import functools
+import logging
+import weakref
+from typing import Any, Dict, List, Optional
+
+import torch
+
+from ..device import Device
+
+logger = logging.getLogger(__name__)
+
+#: DistributedDataParallel's own Python code: its bucket bookkeeping is the runtime's, not
+#: the model's graph. DDP re-buckets the gradients after its first iteration, so with
+#: several processes the device captures step 2 (as ``Trainer(strategy="wse")`` does).
+DDP_HOST_CODE = ("torch.nn.parallel.distributed",)
+DDP_CAPTURE_STEP = 2
+#: Host reads that are the runtime's, not the step's: torch.optim's eager step counter, and
+#: the grad scaler's check for infinite gradients (dynamic loss scaling is in-graph on a device).
+RUNTIME_HOST_READS = ("torch.optim", "torch.amp")
+#: The input pipeline: with gradient accumulation the loader fetches the next micro-batch
+#: while the update's device step is open. Loading is the host's work beside the graph.
+INPUT_PIPELINE = ("torch.utils.data", "accelerate.data_loader")
+
+
+def schedule_in_graph(schedulers: list, device: torch.device):
+    """Switch the schedulers that can to tensor values; return the names of (switched, host-side).
+
+    On the device the schedule is part of the step's graph: its value must be a tensor
+    updated in place, not a Python number a compiled step would read as a constant.
+    float64 where the device has it, so the values are the closed form's, as on the host.
+    """
+    dtype = torch.float32 if device.type == "mps" else torch.float64
+    switched, host_side = [], []
+    for scheduler in schedulers:
+        name = type(scheduler).__name__
+        enable = getattr(scheduler, "enable_tensor_values", None)
+        if getattr(scheduler, "uses_tensor_values", False):
+            switched.append(name)
+        elif callable(enable):
+            enable(device=device, dtype=dtype)
+            switched.append(name)
+        else:
+            host_side.append(name)
+    return switched, host_side
+
+
+class AccelerateRun:
+    """What ``wse.accelerate.prepare`` set up on one ``Accelerator``; ``wse.accelerate.state(accelerator)``.
+
+    Attributes:
+        global_step: real optimizer updates so far (of the first prepared optimizer),
+            restored by ``accelerator.load_state`` from the wse sidecar.
+        device: the static-graph device (``device.report()``).
+        schedulers: the user's schedulers, stepped once per update of their optimizer.
+    """
+
+    def __init__(
+        self,
+        accelerator,
+        models: List[torch.nn.Module],
+        optimizers: list,
+        schedulers: list,
+        *,
+        strict: str,
+        device_settings: Dict[str, Any],
+        optimizer_setup: List[str],
+        log_hyperparameters: bool = False,
+    ):
+        self.accelerator = accelerator
+        self.models = models
+        self.optimizers = optimizers  # Accelerate's wrappers, as the user steps them
+        self.inner_optimizers = [getattr(o, "optimizer", o) for o in optimizers]
+        self.schedulers = schedulers
+        self.strict = strict
+        self.device_settings = dict(device_settings)
+        self.optimizer_setup = optimizer_setup
+        self.global_step = 0
+        self.finished = False
+        self._by_optimizer: Dict[int, list] = {}
+        for scheduler in schedulers:
+            target = getattr(scheduler.optimizer, "optimizer", scheduler.optimizer)
+            self._by_optimizer.setdefault(id(target), []).append(scheduler)
+        self._updated: Dict[int, bool] = {}
+        self._stepped_in_step: set = set()
+        self._handles: list = []
+        self._snapshot = None
+        self._checked = False  # whether the open device step is captured or verified
+
+        multiprocess = accelerator.num_processes > 1
+        settings = self.device_settings
+        if settings["check"] != "off" or settings["compile"]:
+            self.schedules = schedule_in_graph(schedulers, accelerator.device)
+        else:
+            self.schedules = ([], [type(s).__name__ for s in schedulers])
+        unwrapped = [accelerator.unwrap_model(model) for model in models]
+        self.device = Device(
+            unwrapped[0] if len(unwrapped) == 1 else torch.nn.ModuleList(unwrapped),
+            self.inner_optimizers,
+            schedulers,
+            check=settings["check"],
+            verify_steps=settings["verify_steps"],
+            verify_every=settings["verify_every"],
+            capture_step=DDP_CAPTURE_STEP if multiprocess else 1,
+            compile=settings["compile"],
+            compile_backend=settings["compile_backend"],
+            allow_host_reads_in=RUNTIME_HOST_READS,
+            host_code=INPUT_PIPELINE + (DDP_HOST_CODE if multiprocess else ()),
+        )
+        self.monitor = None
+        if log_hyperparameters:
+            from ..monitoring import ParamGroupMonitor
+
+            self.monitor = ParamGroupMonitor(self.inner_optimizers, log_momentum=True, log_weight_decay=True)
+        self.fast = None
+        if settings["compile"]:
+            from .fast_step import FastStep
+
+            self.fast = FastStep(self)
+        self._install()
+
+    # -- hooks --------------------------------------------------------------------------
+
+    def _install(self) -> None:
+        for model in self.models:
+            self._handles.append(model.register_forward_pre_hook(self._before_forward, with_kwargs=True))
+        for index, inner in enumerate(self.inner_optimizers):
+            self._handles.append(inner.register_step_post_hook(functools.partial(self._after_update, index)))
+        for index, optimizer in enumerate(self.optimizers):
+            optimizer.step = functools.partial(self._optimizer_step, index, type(optimizer).step.__get__(optimizer))
+        end_training = self.accelerator.end_training
+        self.accelerator.end_training = functools.partial(self._end_training, end_training)
+        atexit.register(_finish_at_exit, weakref.ref(self))
+
+    def remove(self) -> None:
+        """Take the hooks off the models, optimizers and accelerator (the device's report stays)."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        for optimizer in self.optimizers:
+            vars(optimizer).pop("step", None)
+        vars(self.accelerator).pop("end_training", None)
+        if self.fast is not None:
+            self.fast.remove()
+
+    def _before_forward(self, module, args, kwargs):
+        if self.device.in_step or not module.training or not torch.is_grad_enabled():
+            return None
+        if self.monitor is not None:
+            self._snapshot = self.monitor.snapshot()
+        inputs = (args, kwargs) if kwargs else args
+        self._checked = self.device.begin_step(inputs)
+        return None
+
+    def _after_update(self, index: int, optimizer, args, kwargs) -> None:
+        # Runs only when the wrapped optimizer really updated: gradients synchronised and
+        # not skipped by the grad scaler.
+        self._updated[index] = True
+
+    def _optimizer_step(self, index: int, accelerate_step, closure=None):
+        synchronised = self.accelerator.sync_gradients
+        self._updated[index] = False
+        try:
+            if self.fast is not None and self.device.in_step and not self._checked:
+                output = self.fast.step(index, accelerate_step, closure)
+            else:
+                output = accelerate_step(closure)
+                if self._updated[index]:
+                    for scheduler in self._by_optimizer.get(id(self.inner_optimizers[index]), ()):
+                        scheduler.step()
+        except BaseException:
+            self.device.abort_step()
+            raise
+        if self._updated[index] and index == 0:
+            self.global_step += 1
+        if synchronised:
+            self._stepped_in_step.add(index)
+            if len(self._stepped_in_step) == len(self.optimizers):
+                self._end_step()
+        return output
+
+    def _end_step(self) -> None:
+        self._stepped_in_step.clear()
+        device = self.device
+        if not device.in_step:
+            return
+        device.end_step()
+        if self.fast is not None:
+            device.check_recompilation()
+        if self.monitor is not None and self._snapshot is not None:
+            snapshot, self._snapshot = self._snapshot, None
+            if self.accelerator.is_main_process:
+                self.accelerator.log(snapshot.values(), step=self.global_step - 1)
+
+    # -- the end of the run -------------------------------------------------------------
+
+    def _end_training(self, end_training):
+        self.finish()
+        return end_training()
+
+    def finish(self) -> None:
+        """Print the one line of the end of the run (main process), once."""
+        if self.finished:
+            return
+        self.finished = True
+        if self.device.in_step:
+            self.device.abort_step()
+        report = self.device.report()
+        logger.debug("wse device report:\n%s", report.format())
+        self.accelerator.print(self.summary())
+
+    def summary(self) -> str:
+        """One line: the updates, the device's steps and checks, its violations."""
+        report = self.device.report()
+        violations = (
+            ", ".join(f"{kind}: {count}" for kind, count in sorted(report.violations.items()))
+            if report.total_violations
+            else "no violations"
+        )
+        graph = f"graph of {report.graph_ops} ops" if report.graph_fingerprint else "graph not captured"
+        return (
+            f"wse.accelerate: {self.global_step} updates; device: {report.steps} steps, "
+            f"{report.steps_verified} verified (check={report.check!r}), {graph}, run {report.execution}; "
+            f"{violations}"
+        )
+
+    def describe(self) -> str:
+        """One line: what runs where and what is enforced."""
+        settings = self.device_settings
+        processes = self.accelerator.num_processes
+        where = f"{processes} processes ({self.accelerator.distributed_type.value})" if processes > 1 else "1 process"
+        in_graph, host_side = self.schedules
+        schedules = ", ".join(in_graph + [f"{name} (host-side)" for name in host_side]) or "none"
+        return (
+            f"wse.accelerate on {where}, {self.accelerator.device}: optimizer state allocated "
+            f"[{'; '.join(self.optimizer_setup)}]; schedulers stepped once per update [{schedules}]; "
+            f"device check={settings['check']!r}, verify_steps={settings['verify_steps']}, "
+            f"verify_every={settings['verify_every']}, compile={settings['compile']}"
+        )
+
+    def __repr__(self) -> str:
+        return f"AccelerateRun(global_step={self.global_step}, device={self.device!r})"
+
+
+def _finish_at_exit(reference) -> None:
+    run = reference()
+    if run is not None and run.global_step and not run.finished:
+        run.finish()
