@@ -155,7 +155,11 @@ class AccelerateRun:
         atexit.register(_finish_at_exit, weakref.ref(self))
 
     def remove(self) -> None:
-        """Take the hooks off the models, optimizers and accelerator (the device's report stays)."""
+        """Take the hooks off the models, optimizers and accelerator (the device's report stays).
+
+        A step left open by an error (a violation raised at the user's line) is dropped.
+        """
+        self.device.abort_step()
         for handle in self._handles:
             handle.remove()
         self._handles = []
