@@ -1,1 +1,3 @@
-"""Lightning callbacks (LR/WD monitor, WSD checkpoint decay, state-dict translation); not built yet."""
+"""Lightning callbacks (LR/WD monitor, WSD checkpoint decay, state-dict translation); Hugging Face Trainer ones in ``wse.callbacks.hf``."""
+from .lr_monitor import LearningRateMonitor
+from .wsd_checkpoint import WSDCheckpointCallback
