@@ -97,6 +97,14 @@ class WarmupStableDecay(Schedule):
         require_choice(owner, "decay_shape", self.decay_shape, WSD_DECAY_SHAPES)
         object.__setattr__(self, "_plan", self._build_plan())
 
+    def decay_periods(self) -> List[DecayPeriod]:
+        """The checkpoint periods, in steps of this schedule: the WSD decay-period protocol.
+
+        Checkpoint tools (``wse.callbacks.WSDCheckpointCallback``) read where each period
+        starts, stops being stable (``pre_decay_step``) and ends from this method.
+        """
+        return decay_periods(self.checkpoints, self.decay_ratio)
+
     def _build_plan(self):
         """(boundaries, parts): part k, ``scale * schedule(t - offset)``, holds from boundary k-1."""
         peak = Constant(self.peak)
