@@ -27,6 +27,7 @@ order; buffers and tied copies are skipped by shape), or from ``param_names=``.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -378,9 +379,28 @@ def _scheduler_to_hub(saved: Any) -> Dict[str, Any]:
         else:
             out[key] = _python(value)
     out["last_epoch"] = int(out["last_epoch"])
-    if "_last_value" in out and "_last_lr" not in out and "initial_val" not in out:
+    if "_last_value" in out and "_last_lr" not in out and _scheduled_key(out) == "lr":
         out["_last_lr"] = list(out["_last_value"])
     return out
+
+
+_WD_FIELDS = {"initial_val", "end_val", "base_val", "max_val", "vals", "val"}
+
+
+def _scheduled_key(state: Mapping[str, Any]) -> str:
+    """The param-group key a scheduler state drives: ``weight_decay`` for a cstorch WD scheduler, else ``lr``.
+
+    The state names no class; cstorch's LR schedulers name their values ``*learning_rate*``,
+    its WD schedulers ``*val*``.
+    """
+    if any("learning_rate" in key or key in ("base_lrs", "_last_lr") for key in state):
+        return "lr"
+    if _WD_FIELDS & set(state):
+        return "weight_decay"
+    for sub in state.get("_schedulers") or []:
+        if isinstance(sub, Mapping):
+            return _scheduled_key(sub)
+    return "lr"
 
 
 def _step_from_state(checkpoint: Checkpoint) -> Optional[int]:
@@ -441,6 +461,9 @@ def write(checkpoint: Checkpoint, path: str, model_only: bool = False, overwrite
                       for i, o in enumerate(checkpoint.optimizers)]
             tree["optimizer"] = states[0] if len(states) == 1 else states
         schedulers = [_scheduler_from_hub(s) for s in checkpoint.schedulers]
+        if schedulers and "optimizer" in tree:
+            first = tree["optimizer"] if isinstance(tree["optimizer"], dict) else tree["optimizer"][0]
+            _tie_scheduled_values(first, schedulers)
         modelzoo = metadata.get("cerebras_layout") == "modelzoo" or len(schedulers) > 1
         if schedulers:
             if modelzoo:
@@ -562,13 +585,13 @@ def _param_state_to_cerebras(algorithm: str, state: dict, group: dict, name: str
         if group.get("correct_bias", True):
             beta1, beta2 = (float(_python(b)) for b in group["betas"])
             # after N steps cerebras holds the powers of step N+1 (cstorch's own load sets N: one behind)
-            out["beta1_power"] = torch.tensor(beta1 ** (steps + 1), dtype=torch.float32)
-            out["beta2_power"] = torch.tensor(beta2 ** (steps + 1), dtype=torch.float32)
+            out["beta1_power"] = _beta_power(beta1, int(steps) + 1)
+            out["beta2_power"] = _beta_power(beta2, int(steps) + 1)
         return out
     if algorithm == "Adamax":
         out = {key: state[key] if key in state else _zeros(model, name, where) for key in ("exp_avg", "exp_inf")}
         beta1 = float(_python(group["betas"][0]))
-        out["beta1_power"] = torch.tensor(beta1 ** (steps + 1), dtype=torch.float32)
+        out["beta1_power"] = _beta_power(beta1, int(steps) + 1)
         return out
     if algorithm == "SGD":
         if group.get("momentum", 0):
@@ -593,14 +616,56 @@ def _param_state_to_cerebras(algorithm: str, state: dict, group: dict, name: str
     return state
 
 
+@functools.lru_cache(maxsize=32)
+def _float32_power(beta: float, exponent: int) -> float:
+    import numpy
+
+    if exponent > 1 << 22:  # the sequential product has long reached its limit; close enough
+        return float(numpy.float32(beta) ** numpy.float32(exponent))
+    factors = numpy.full(exponent, beta, dtype=numpy.float32)
+    return float(numpy.cumprod(factors, dtype=numpy.float32)[-1])
+
+
+def _beta_power(beta: float, exponent: int) -> torch.Tensor:
+    """``beta**exponent`` as a 0-d float32 tensor, rounded as Cerebras' optimizer reaches it.
+
+    The optimizer starts at ``float32(beta)`` and multiplies by ``beta`` in float32 after
+    every step; repeating that product gives the very bits a run from scratch holds.
+    """
+    return torch.tensor(_float32_power(float(beta), exponent), dtype=torch.float32)
+
+
 def _scheduler_from_hub(state: Dict[str, Any]) -> Dict[str, Any]:
+    """A scheduler state as cstorch keeps it: ``last_epoch`` an int64 tensor, the values in ``_last_value``."""
     out = {}
     for key, value in state.items():
         if key == "_schedulers" and isinstance(value, list):
             out[key] = [_scheduler_from_hub(sub) for sub in value]
-        else:
+        elif key != "_last_lr":
             out[key] = value
-    if "_last_value" not in out and "_last_lr" in out:
-        out["_last_value"] = list(out["_last_lr"])
+    if "_last_value" not in out and "_last_lr" in state:
+        out["_last_value"] = list(state["_last_lr"])
     out["last_epoch"] = torch.tensor(int(out.get("last_epoch", 0)), dtype=torch.int64)
     return out
+
+
+def _tie_scheduled_values(optimizer: dict, schedulers: List[Dict[str, Any]]) -> None:
+    """Make each scheduled hyperparameter one 0-d float32 tensor, shared by the group and its scheduler.
+
+    That is how a cstorch scheduler drives its optimizer (it writes into the tensor in
+    place), so the saved file links ``_last_value[i]`` to the group's entry.
+    """
+    groups = optimizer["param_groups"]
+    for scheduler in schedulers:
+        key = _scheduled_key(scheduler)
+        values = scheduler.get("_last_value")
+        if not isinstance(values, list) or len(values) != len(groups):
+            continue
+        for index, (group, value) in enumerate(zip(groups, values)):
+            if value is None or key not in group:
+                continue
+            current = group[key]
+            if not isinstance(current, torch.Tensor):
+                current = torch.tensor(float(current), dtype=torch.float32)
+            group[key] = current
+            values[index] = current
