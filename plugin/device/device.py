@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 import time
 import warnings
 from collections import Counter, defaultdict
@@ -34,6 +35,7 @@ from .errors import (
 )
 from .graph import Graph, GraphRecorder, GraphVerifier, lazy_spans
 from .hyperparameters import GroupValues, host_changes, read_groups
+from .libraries import library_call
 from .location import CodeScope, Location, called_through, code_scope, user_location
 from .optimizer_state import StateSnapshot, parameter_names, state_bytes
 from .replay import CompiledStep, CudaGraphStep
@@ -512,26 +514,41 @@ class Device:
         mismatch = run.verifier.on_event(event)
         if mismatch is None:
             return
+        mismatch.library = library_call(sys._getframe(1), self._open_optimizer(run))
         if run.optimizer_open is not None:
             run.pending_mismatch = mismatch
         else:
             self._graph_changed(mismatch)
 
     def _graph_changed(self, mismatch) -> None:
-        self._violate(GraphChangeError(mismatch.message(self._captured_at), step=mismatch.step, location=mismatch.location))
+        self._violate(
+            GraphChangeError(
+                mismatch.message(self._captured_at), step=mismatch.step, location=mismatch.location, library=mismatch.library
+            )
+        )
+
+    def _open_optimizer(self, run: _CheckedStep) -> Optional[str]:
+        """The class name of the optimizer whose step() is running, if one is."""
+        if run.optimizer_open is None:
+            return None
+        return type(self.optimizers[run.optimizer_open]).__name__
 
     def _on_host_read(self, what: str, hint: str) -> None:
         if called_through(self._allowed_reads):
             return
         run = self._run
-        location = user_location()
-        self._violate(
-            HostSyncError(
-                f"step {run.number} reads a step value on the host: {what}\n  at {location}\n{hint}",
-                step=run.number,
-                location=location,
+        frame = sys._getframe(1)
+        location = user_location(frame)
+        library = library_call(frame, self._open_optimizer(run))
+        if library is None:
+            message = f"step {run.number} reads a step value on the host: {what}\n  at {location}\n{hint}"
+        else:
+            called = f"\n  called from {location}" if location is not None else ""
+            message = (
+                f"step {run.number}: {library.library} reads a step value on the host, not your code: "
+                f"{what}\n  {library}{called}\n{library.advice}"
             )
-        )
+        self._violate(HostSyncError(message, step=run.number, location=location, library=library))
 
     def _before_optimizer_step(self, index: int, optimizer, args, kwargs) -> None:
         run = self._run
@@ -646,9 +663,8 @@ class Device:
             if run.verifier is not None:
                 mismatch = run.verifier.finish(end)
                 if mismatch is not None:
-                    self._violate(
-                        GraphChangeError(mismatch.message(self._captured_at), step=run.number, location=end)
-                    )
+                    mismatch.location = end
+                    self._graph_changed(mismatch)
                 adopted = run.verifier.adopted()
                 if adopted is not None:
                     self._graph, self._spans = adopted, {}

@@ -7,9 +7,12 @@ what to change.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from .location import Location
+
+if TYPE_CHECKING:
+    from .libraries import LibraryCall
 
 
 class StaticGraphViolation(RuntimeError):
@@ -18,9 +21,15 @@ class StaticGraphViolation(RuntimeError):
     #: Short name of the kind, used in warnings and in the device's report.
     kind = "violation"
 
-    def __init__(self, message: str, *, step: int, location: Optional[Location]):
+    def __init__(
+        self, message: str, *, step: int, location: Optional[Location], library: Optional["LibraryCall"] = None
+    ):
         self.step = step
+        #: The user's line that ran it (None when no frame of the stack is the user's).
         self.location = location
+        #: The line of torch.optim, torchmetrics, torch.nn or Lightning that did it, when one
+        #: of them did (the user's line only called it), with the advice for that library.
+        self.library = library
         super().__init__(message)
 
 
@@ -66,13 +75,14 @@ VIOLATION_TYPES = (
 class StaticGraphWarning(UserWarning):
     """A violation reported by ``check="warn"``: the first of its kind, training goes on.
 
-    ``kind``, ``step`` and ``location`` are those of the violation; ``error_type`` is the
-    exception ``check="strict"`` would have raised.
+    ``kind``, ``step``, ``location`` and ``library`` are those of the violation;
+    ``error_type`` is the exception ``check="strict"`` would have raised.
     """
 
     def __init__(self, violation: StaticGraphViolation):
         self.kind = violation.kind
         self.step = violation.step
         self.location = violation.location
+        self.library = violation.library
         self.error_type = type(violation)
         super().__init__(f"{type(violation).__name__}: {violation}")

@@ -15,10 +15,14 @@ by a closure) is still compared with step 1.
 from __future__ import annotations
 
 import hashlib
-from typing import Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
+from .host_reads import VALUE_READ_OPS
 from .location import Location, user_location
 from .signature import OPTIMIZER_STEP_DONE, format_event
+
+if TYPE_CHECKING:
+    from .libraries import LibraryCall
 
 
 def is_marker(event: tuple) -> bool:
@@ -89,34 +93,65 @@ def lazy_spans(graph: Graph, lazy_starts: Dict[int, int]) -> Dict[int, Tuple[int
 
 
 class GraphMismatch:
-    """Where a step first differed from the captured one."""
+    """Where a step first differed from the captured one.
 
-    def __init__(self, step: int, index: int, expected: Optional[str], actual: Optional[str], location):
+    ``expected`` and ``actual`` are the two events (None past the end of either step),
+    described with their lines in ``expected_text`` / ``actual_text``. ``library`` is the
+    known library that ran the differing operation, when one did (set by the device).
+    """
+
+    def __init__(self, step: int, index: int, expected, expected_text, actual, actual_text, location):
         self.step = step
         self.index = index
         self.expected = expected
+        self.expected_text = expected_text
         self.actual = actual
+        self.actual_text = actual_text
         self.location = location
+        self.library: Optional["LibraryCall"] = None
+
+    def _branch(self) -> Optional[Tuple[object, object]]:
+        """The two results, when the differing events are the same host read with other results."""
+        expected, actual = self.expected, self.actual
+        if expected is None or actual is None or is_marker(expected) or is_marker(actual):
+            return None
+        if expected[:3] != actual[:3] or expected[0] not in VALUE_READ_OPS:
+            return None
+        return expected[3], actual[3]
 
     def message(self, captured_step: int) -> str:
         if self.actual is None:
             head = (
                 f"step {self.step} ended after {self.index} operations, but the captured step "
-                f"{captured_step} went on with:\n  captured: {self.expected}"
+                f"{captured_step} went on with:\n  captured: {self.expected_text}"
             )
         elif self.expected is None:
             head = (
                 f"step {self.step} ran more operations than the {self.index} of the captured step "
-                f"{captured_step}; the first extra one is:\n  now:      {self.actual}"
+                f"{captured_step}; the first extra one is:\n  now:      {self.actual_text}"
             )
         else:
             head = (
                 f"step {self.step} ran a different sequence of operations than the captured step "
                 f"{captured_step}, from operation #{self.index + 1} on:\n"
-                f"  captured: {self.expected}\n  now:      {self.actual}"
+                f"  captured: {self.expected_text}\n  now:      {self.actual_text}"
             )
+        branch = self._branch()
+        decided = (
+            f": the value read on the host decides a branch in Python ({branch[0]!r} at the captured step "
+            f"{captured_step}, {branch[1]!r} at step {self.step})"
+            if branch is not None
+            else ""
+        )
+        library = self.library
+        if library is not None:
+            return (
+                f"{head}\n  {library}\n{library.library} ran other operations here, not your code{decided}.\n"
+                f"{library.advice}"
+            )
+        cause = f"The operations differ{decided}.\n" if branch is not None else ""
         return (
-            f"{head}\nA compiled step runs the same operations every time: Python control flow on "
+            f"{head}\n{cause}A compiled step runs the same operations every time: Python control flow on "
             f"the step number or on data (`if step % 100 == 0:`, a branch taken only sometimes, a "
             f"loop whose length varies) changes the graph. Compute both branches and select with "
             f"torch.where, or move the varying work out of the step (into a step closure or after it)."
@@ -165,9 +200,10 @@ class GraphVerifier:
                 self._keep(event, self.graph.locations[cursor])
             self.cursor = cursor + 1
             return None
-        expected = self.graph.describe(cursor) if cursor < len(events) else None
+        expected = events[cursor] if cursor < len(events) else None
+        expected_text = self.graph.describe(cursor) if expected is not None else None
         location = user_location()
-        self.mismatch = GraphMismatch(self.step, cursor, expected, describe(event, location), location)
+        self.mismatch = GraphMismatch(self.step, cursor, expected, expected_text, event, describe(event, location), location)
         return self.mismatch
 
     def finish(self, location: Optional[Location]) -> Optional[GraphMismatch]:
@@ -177,7 +213,9 @@ class GraphVerifier:
         if self._free_until is None and self.cursor >= len(self.graph.events):
             return None
         index = self._free_until[1] if self._free_until is not None else self.cursor
-        self.mismatch = GraphMismatch(self.step, index, self.graph.describe(index), None, location)
+        self.mismatch = GraphMismatch(
+            self.step, index, self.graph.events[index], self.graph.describe(index), None, None, location
+        )
         return self.mismatch
 
     def adopted(self) -> Optional[Graph]:

@@ -136,6 +136,16 @@ def is_library_file(filename: str) -> bool:
     return _CLASSIFIER.is_library(filename)
 
 
+def realpath(filename: str) -> str:
+    """The real path of a code object's file (cached; generated code keeps its ``<...>`` name)."""
+    return _CLASSIFIER.realpath(filename)
+
+
+def is_user_code(code) -> bool:
+    """Whether a code object is the user's (not a library's, not generated)."""
+    return not _CLASSIFIER.is_library(code.co_filename) and not _is_generated_method(code)
+
+
 def user_location(frame=None) -> Optional[Location]:
     """The innermost user frame, starting at ``frame`` (default: the caller's caller).
 

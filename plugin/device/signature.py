@@ -1,4 +1,4 @@
-"""Compact, comparable signatures of operations and step inputs, and the reads of the host.
+"""Compact, comparable signatures of operations and step inputs.
 
 An operation of the step is recorded as a tuple ``(op, args, kwargs, outputs)`` where
 every tensor becomes ``(TENSOR, shape, dtype, device)``. Structural arguments (ints,
@@ -10,12 +10,10 @@ operation.
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any, Tuple
 
 import torch
 from torch.utils import _pytree as pytree
-
-aten = torch.ops.aten
 
 # Marks the signature of a tensor inside an operation's signature.
 TENSOR = "T"
@@ -48,95 +46,6 @@ def op_event(func, args: tuple, kwargs: dict, out) -> tuple:
         tuple([(key, signature(value)) for key, value in kwargs.items()]) if kwargs else (),
         signature(out),
     )
-
-
-# -- reading the host -----------------------------------------------------------------------
-
-# aten operations that hand a tensor's value to Python.
-_VALUE_READS = {
-    aten._local_scalar_dense.default: "a tensor read as a Python number (.item(), bool(), float(), "
-    "int(), a tensor passed where torch expects a number)",
-    aten.equal.default: "torch.equal(), which returns a Python bool",
-    aten.is_nonzero.default: "a tensor's truth value (bool(tensor), `if tensor:`)",
-}
-# aten operations whose output shape depends on the values of their input.
-_DATA_DEPENDENT = {
-    aten.nonzero.default: "torch.nonzero() / torch.where(condition) / argwhere()",
-    aten.masked_select.default: "torch.masked_select()",
-    aten._unique.default: "torch.unique()",
-    aten._unique2.default: "torch.unique()",
-    aten.unique_dim.default: "torch.unique(dim=...)",
-    aten.unique_consecutive.default: "torch.unique_consecutive()",
-    aten.bincount.default: "torch.bincount()",
-}
-_REPEAT_INTERLEAVE = {aten.repeat_interleave.Tensor, aten.repeat_interleave.self_Tensor}
-_MAYBE_HOST = {aten.index.Tensor, aten._to_copy.default, aten.copy_.default} | _REPEAT_INTERLEAVE
-
-#: Every aten operation that may read the host; the fast path is one membership test.
-WATCHED_OPS = frozenset(_VALUE_READS) | frozenset(_DATA_DEPENDENT) | frozenset(_MAYBE_HOST)
-
-_DATA_DEPENDENT_HINT = (
-    "Its output shape depends on tensor values, which a compiled graph cannot have: use a "
-    "fixed-shape form (torch.where(mask, x, 0), a multiplication by the mask, "
-    "torch.nonzero_static(size=...), masked reductions)."
-)
-_VALUE_READ_HINT = (
-    "A compiled step cannot stop to hand a value to Python: keep it a tensor (torch.where "
-    "instead of `if`, a tensor hyperparameter instead of a number), or read it after the step "
-    "(return it from the step function, or use a step closure)."
-)
-
-
-def _is_mask(index) -> bool:
-    return isinstance(index, torch.Tensor) and index.dtype in (torch.bool, torch.uint8)
-
-
-def host_read_of_op(func, args: tuple, kwargs: dict) -> Optional[Tuple[str, str]]:
-    """``(what, hint)`` if the aten operation reads the host, else None.
-
-    Only called for ``func in WATCHED_OPS``.
-    """
-    if func in _VALUE_READS:
-        return _VALUE_READS[func], _VALUE_READ_HINT
-    if func in _DATA_DEPENDENT:
-        return f"a data-dependent shape: {_DATA_DEPENDENT[func]}", _DATA_DEPENDENT_HINT
-    if func is aten.index.Tensor:
-        if any(_is_mask(index) for index in args[1]):
-            return "a data-dependent shape: boolean-mask indexing x[mask]", _DATA_DEPENDENT_HINT
-        return None
-    if func in _REPEAT_INTERLEAVE:
-        if kwargs.get("output_size") is None:
-            return "a data-dependent shape: repeat_interleave() with tensor repeats and no output_size", _DATA_DEPENDENT_HINT
-        return None
-    if func is aten._to_copy.default:
-        source, target = args[0], kwargs.get("device")
-        if target is not None and torch.device(target).type == "cpu" and source.device.type != "cpu":
-            return f"a copy of a step value from {source.device} to the host (.cpu(), .to('cpu'))", _VALUE_READ_HINT
-        return None
-    if func is aten.copy_.default:
-        target, source = args[0], args[1]
-        if target.device.type == "cpu" and isinstance(source, torch.Tensor) and source.device.type != "cpu":
-            return f"a copy of a step value from {source.device} into a host tensor", _VALUE_READ_HINT
-        return None
-    return None
-
-
-# Tensor methods that hand a tensor to the host, seen by a TorchFunctionMode. On a CPU-only
-# machine `.cpu()` and `.numpy()` never reach an aten operation, so they are caught here.
-FUNCTION_READS = {
-    torch.Tensor.item: ".item()",
-    torch.Tensor.tolist: ".tolist()",
-    torch.Tensor.numpy: ".numpy()",
-    torch.Tensor.cpu: ".cpu()",
-    torch.Tensor.__bool__: "bool(tensor) (`if tensor:`, `and`/`or`/`not` on a tensor)",
-    torch.Tensor.__float__: "float(tensor)",
-    torch.Tensor.__int__: "int(tensor)",
-    torch.Tensor.__index__: "a tensor used as a Python index",
-    torch.Tensor.__repr__: "printing a tensor",
-    torch.Tensor.__format__: "formatting a tensor (f-string)",
-    torch.Tensor.__array__: "numpy.asarray(tensor)",
-}
-FUNCTION_READ_HINT = _VALUE_READ_HINT
 
 
 # -- the inputs of a step -------------------------------------------------------------------

@@ -2,11 +2,12 @@
 
 ``OpTape`` (a TorchDispatchMode) sees every aten operation the step runs, backward
 included, because autograd dispatches through it: it hands each one's signature to the
-graph check and flags the operations that read the host (``_local_scalar_dense``,
-data-dependent shapes, device-to-host copies). ``HostReadGuard`` (a TorchFunctionMode)
-sees the Tensor methods that reach the host without an aten operation -- ``.numpy()``,
-``.tolist()``, ``.cpu()`` of a CPU tensor, printing -- which matter on a CPU-only
-machine where the simulated device is the host.
+graph check and flags the operations that read the host (``_local_scalar_dense``, where
+every conversion to a Python number ends, data-dependent shapes, device-to-host
+copies). ``HostReadGuard`` (a TorchFunctionMode) sees the few functions that read a
+tensor's memory without an aten operation (``.tolist()``, ``.numpy()``, printing,
+``torch.tensor([t1, t2])``). Both report to one handler; ``host_reads`` lists every
+path and which mode sees it.
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from .location import CodeScope, called_through
-from .signature import FUNCTION_READ_HINT, FUNCTION_READS, WATCHED_OPS, host_read_of_op, op_event
+from .host_reads import WATCHED_FUNCTIONS, WATCHED_OPS, host_read_of_function, host_read_of_op
+from .signature import op_event
 
 # on_host_read(what, hint): the device decides whether it is a violation, raises or warns.
 HostReadHandler = Callable[[str, str], None]
@@ -54,7 +56,7 @@ class OpTape(TorchDispatchMode):
 
 
 class HostReadGuard(TorchFunctionMode):
-    """Reports the Tensor methods that hand a value to Python; everything else passes."""
+    """Reports the functions that read a tensor's memory around the dispatcher; everything else passes."""
 
     def __init__(self, tape: OpTape):
         super().__init__()
@@ -63,10 +65,12 @@ class HostReadGuard(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         if kwargs is None:
             kwargs = {}
-        what = FUNCTION_READS.get(func)
-        if what is None:
+        if func not in WATCHED_FUNCTIONS:
             return func(*args, **kwargs)
-        self.tape.on_host_read(what, FUNCTION_READ_HINT)
+        found = host_read_of_function(func, args, kwargs)
+        if found is None:
+            return func(*args, **kwargs)
+        self.tape.on_host_read(*found)
         self.tape.reads_reported += 1
         try:
             return func(*args, **kwargs)

@@ -69,11 +69,11 @@ def printed(y):
 
 HOST_READS = [
     (read_item, "item", ".item()"),
-    (read_truth, "truth", "bool(tensor)"),
+    (read_truth, "truth", "bool()"),
     (read_tolist, "tolist", ".tolist()"),
     (read_numpy, "numpy", ".numpy()"),
     (read_cpu, "cpu", ".cpu()"),
-    (read_float, "float", "float(tensor)"),
+    (read_float, "float", "float()"),
     (nonzero_shape, "nonzero", "data-dependent shape"),
     (masked_shape, "mask", "boolean-mask indexing"),
     (printed, "format", "formatting a tensor"),
