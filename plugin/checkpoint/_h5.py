@@ -446,12 +446,12 @@ def _leaf_document(key: str, metadata: dict) -> str:
     return json.dumps(document, indent=4)
 
 
-def _tensor_metadata(key: str, tensor: torch.Tensor) -> dict:
+def _tensor_metadata(key: str, tensor: torch.Tensor, path: str) -> dict:
     if tensor.dtype not in RTFX_DTYPES:
         raise CheckpointError(
-            f"cannot write tensor {key!r}: dtype {tensor.dtype} has no Cerebras storage type "
+            f"cannot write {path}: tensor {key!r} is {tensor.dtype}, which has no Cerebras storage type "
             f"(cstorch.save refuses it too); cast it to one of "
-            f"{', '.join(str(d).split('.')[1] for d in RTFX_DTYPES)} first (wse convert --dtype)"
+            f"{', '.join(str(d).split('.')[1] for d in RTFX_DTYPES)} first"
         )
     return {
         "__TORCH__": True,
@@ -464,7 +464,7 @@ def _tensor_metadata(key: str, tensor: torch.Tensor) -> dict:
     }
 
 
-def _scalar_metadata(key: str, value: Any) -> dict:
+def _scalar_metadata(key: str, value: Any, path: str) -> dict:
     if value is None:
         return {"__TYPE__": "NoneSerializer", "__NONE__": True}
     if isinstance(value, (bool, int, float)) and type(value) in (bool, int, float):
@@ -472,7 +472,7 @@ def _scalar_metadata(key: str, value: Any) -> dict:
     if type(value) is str:
         return {"string_value": value, "__TYPE__": "StringSerializer", "__NONE__": True}
     raise CheckpointError(
-        f"cannot write {key!r}: a {type(value).__name__} is neither a tensor, a number, a string nor None; "
+        f"cannot write {path}: {key!r} is a {type(value).__name__}, neither a tensor, a number, a string nor None; "
         f"cstorch.save would pickle it with dill, which a reader must not load from an untrusted file. "
         f"Store it as one of those types."
     )
@@ -532,7 +532,7 @@ def write_tree(tree: Any, path: str, progress: Optional[Callable[[str], None]] =
                     else:
                         if leaf.produce is None:
                             first_holder[id(value)] = (leaf.key, value)
-                        metadata = _tensor_metadata(leaf.key, value)
+                        metadata = _tensor_metadata(leaf.key, value, path)
                         array = _as_array(value)
                         dataset = out.create_dataset(leaf.key, array.shape, array.dtype,
                                                      **(compression if array.ndim else {}))
@@ -541,7 +541,7 @@ def write_tree(tree: Any, path: str, progress: Optional[Callable[[str], None]] =
                         documents[leaf.key] = _leaf_document(leaf.key, metadata)
                         del array
                 else:
-                    documents[leaf.key] = _leaf_document(leaf.key, _scalar_metadata(leaf.key, value))
+                    documents[leaf.key] = _leaf_document(leaf.key, _scalar_metadata(leaf.key, value, path))
                 del value
                 if progress is not None:
                     progress(leaf.key)

@@ -38,6 +38,8 @@ import torch
 
 from .. import _h5
 from ..hub import Checkpoint, CheckpointError, LazyStateDict, OptimizerState, tensor_info
+from ..names import names_from_module
+from ..optim_state import TRANSFORMERS_ADAFACTOR
 
 __all__ = ["sniff", "read", "write"]
 
@@ -206,7 +208,12 @@ def _position_names(saved: dict, model: Mapping[str, torch.Tensor], param_names:
     positions = [index for group in saved["param_groups"] for index in group["params"]]
     shapes = [_param_shape(saved["state"].get(index, {})) for index in positions]
     if param_names is not None:
-        names = list(param_names)
+        if hasattr(param_names, "named_parameters"):
+            names = names_from_module(param_names, list(model))
+        elif param_names and isinstance(param_names[0], (list, tuple)):
+            names = [name for group in param_names for name in group]
+        else:
+            names = [str(name) for name in param_names]
         if len(names) != len(positions):
             raise CheckpointError(f"{where}: param_names has {len(names)} names, the optimizer has "
                                   f"{len(positions)} parameters")
@@ -362,7 +369,7 @@ def _optimizer_to_hub(saved: dict, names: List[str], requested: Optional[str], g
             hub_state[name] = {"step": state.pop("step")} if "step" in state else {}
             hub_state[name].update(state)
     if algorithm == "Adafactor":
-        conventions["update"] = "huggingface"
+        conventions.update(TRANSFORMERS_ADAFACTOR)  # cerebras-pytorch adapts transformers' Adafactor
     return OptimizerState(algorithm=algorithm, param_groups=hub_groups, state=hub_state, conventions=conventions)
 
 
@@ -522,7 +529,7 @@ def _optimizer_from_hub(hub: OptimizerState, model: Mapping[str, torch.Tensor], 
     elif differs and not approximate:
         raise CheckpointError(f"{where}: the source's {algorithm} differs from torch's ({differs}); pass "
                               f"approximate=True to write it anyway")
-    if algorithm == "Adafactor" and hub.conventions.get("update") != "huggingface" and not approximate:
+    if algorithm == "Adafactor" and hub.conventions != TRANSFORMERS_ADAFACTOR and not approximate:
         raise CheckpointError(
             f"{where}: torch.optim.Adafactor's update differs from the Hugging Face/Cerebras Adafactor; pass "
             f"approximate=True to continue with the Cerebras update from the translated state"

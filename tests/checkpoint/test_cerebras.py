@@ -1,0 +1,421 @@
+"""The ``cerebras`` format: .mdl files as cerebras-pytorch 2.10 writes them, and training resumed across.
+
+The fixtures in ``fixtures/cerebras/`` were written by the real ``cstorch.save`` of
+cerebras-pytorch 2.10.0 (run on the CPU through the project's reference tool, h5py 3.13,
+hdf5plugin 5.1). ``adamw.mdl``, ``adam.mdl`` and ``sgd.mdl`` hold the state of ``Net`` below
+after N = 5 steps on ``batch(0..4)``, trained with the real cerebras-pytorch optimizers and
+schedulers (``torch.manual_seed(0)`` before building ``Net``; mean squared error):
+
+* ``adamw.mdl``: ``AdamW`` with two groups (the two Linear weights with weight_decay 0.01,
+  the rest with 0.0), lr 0.05, betas (0.9, 0.99), and ``LinearLR(initial_learning_rate=0.05,
+  end_learning_rate=0.01, total_iters=20)``; saved as ``{"model", "optimizer",
+  "lr_scheduler", "global_step"}``.
+* ``adam.mdl``: ``Adam(lr=0.03, weight_decay=0.02)``, no scheduler.
+* ``sgd.mdl``: ``SGD(lr=0.1, momentum=0.9, nesterov=True)`` with ``CosineDecayLR(0.1 -> 0.01,
+  12 iters)`` and ``LinearWD(0.0 -> 0.001, 12 iters)``, in the Model Zoo 2.x layout
+  (``model.``-prefixed names, a ``schedulers`` list, ``__metadata__``).
+
+The same run was then continued for K = 4 steps on ``batch(5..8)`` with cerebras-pytorch;
+``golden.json`` holds those losses, the parameters after N + K steps, and the first N losses.
+``mixed.mdl`` is ``cstorch.save`` of a tree with every leaf kind (bfloat16, bool, int64 0-d,
+empty, float16, float64 tensors, a tensor saved twice, None, str, float, bool, tuple, set,
+int-keyed and empty containers, and a ``global_step`` that cstorch stores as a link).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+from collections import OrderedDict
+from pathlib import Path
+
+import pytest
+import torch
+
+import wse.optim as W
+from wse import checkpoint as C
+from wse.checkpoint import _h5
+from wse.checkpoint.hub import CheckpointError, LazyStateDict, OptimizerState
+
+h5py = pytest.importorskip("h5py")
+pytest.importorskip("hdf5plugin")
+
+FIXTURES = Path(__file__).parent / "fixtures" / "cerebras"
+GOLDEN = json.loads((FIXTURES / "golden.json").read_text())
+N, K = GOLDEN["N"], GOLDEN["K"]
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = torch.nn.Linear(4, 8)
+        self.norm = torch.nn.LayerNorm(8)
+        self.fc2 = torch.nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.fc2(torch.tanh(self.norm(self.fc1(x))))
+
+
+def batch(k: int):
+    i = torch.arange(24, dtype=torch.float32).reshape(6, 4)
+    x = torch.sin(0.37 * i + 0.5 * k)
+    y = torch.stack([torch.cos(0.21 * i.sum(1) + k), torch.sin(0.13 * i.sum(1) - k)], 1)
+    return x, y
+
+
+def loss_of(model, k: int):
+    x, y = batch(k)
+    return torch.nn.functional.mse_loss(model(x), y)
+
+
+def optimizer_and_schedulers(kind: str, model: Net):
+    """The wse.optim counterparts of the fixture's cerebras-pytorch optimizer and schedulers."""
+    if kind == "adamw":
+        decay = [model.fc1.weight, model.fc2.weight]
+        rest = [model.fc1.bias, model.norm.weight, model.norm.bias, model.fc2.bias]
+        opt = W.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": rest, "weight_decay": 0.0}],
+                      lr=0.05, betas=(0.9, 0.99))
+        return opt, [W.lr_scheduler.LinearLR(opt, initial_learning_rate=0.05, end_learning_rate=0.01, total_iters=20)]
+    if kind == "adam":
+        return W.Adam(model.parameters(), lr=0.03, weight_decay=0.02), []
+    opt = W.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
+    return opt, [W.lr_scheduler.CosineDecayLR(opt, initial_learning_rate=0.1, end_learning_rate=0.01, total_iters=12),
+                 W.weight_decay_scheduler.LinearWD(opt, initial_val=0.0, end_val=0.001, total_iters=12)]
+
+
+def positional(opt_state: OptimizerState, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+    """The hub's named state numbered by ``optimizer``'s own parameter order (torch's layout)."""
+    name_of = {id(p): name for name, p in model.named_parameters()}
+    order = [name_of[id(p)] for group in optimizer.param_groups for p in group["params"]]
+    assert sorted(order) == sorted(opt_state.param_names)
+    position = {name: index for index, name in enumerate(order)}
+    groups = [dict(group, params=[position[name] for name in group["params"]]) for group in opt_state.param_groups]
+    return {"state": {position[name]: dict(entry) for name, entry in opt_state.state.items()}, "param_groups": groups}
+
+
+def continue_training(model, optimizer, schedulers, start: int = N, steps: int = K):
+    losses = []
+    for k in range(start, start + steps):
+        optimizer.zero_grad()
+        loss = loss_of(model, k)
+        loss.backward()
+        optimizer.step()
+        for scheduler in schedulers:
+            scheduler.step()
+        losses.append(loss.item())
+    return losses
+
+
+def resume_from_hub(kind: str, checkpoint) -> list:
+    model = Net()
+    model.load_state_dict(dict(checkpoint.model))
+    optimizer, schedulers = optimizer_and_schedulers(kind, model)
+    optimizer.load_state_dict(positional(checkpoint.optimizers[0], model, optimizer))
+    for scheduler, state in zip(schedulers, checkpoint.schedulers):
+        scheduler.load_state_dict(state)
+    return model, continue_training(model, optimizer, schedulers)
+
+
+def assert_matches_source(kind: str, model, losses, atol: float = 2e-6):
+    golden = GOLDEN[kind]
+    assert losses == pytest.approx(golden["losses_next_K"], abs=atol)
+    for name, p in model.named_parameters():
+        expected = torch.tensor(golden["params_after_N_plus_K"][name])
+        torch.testing.assert_close(p.detach(), expected, atol=atol, rtol=0)
+
+
+# -- reading what cstorch.save wrote ---------------------------------------------------------
+
+
+def test_detects_and_reads_the_cstorch_training_state():
+    path = FIXTURES / "adamw.mdl"
+    assert C.detect(path) == "cerebras"
+    checkpoint = C.load(path)
+    assert isinstance(checkpoint.model, LazyStateDict)  # tensors stream, read when used
+    assert list(checkpoint.model) == ["fc1.weight", "fc1.bias", "norm.weight", "norm.bias", "fc2.weight", "fc2.bias"]
+    assert checkpoint.model.info("fc1.weight") == (torch.float32, (8, 4))
+    # cstorch stored global_step as a link to the int 5 of an unrelated leaf
+    assert checkpoint.step == N
+    assert checkpoint.metadata["versions"]["cerebras-pytorch"] == "2.10.0"
+    (opt,) = checkpoint.optimizers
+    assert opt.algorithm == "AdamW"
+    assert opt.conventions == {"eps": "sqrt_v"}
+    assert [group["params"] for group in opt.param_groups] == [
+        ["fc1.weight", "fc2.weight"], ["fc1.bias", "norm.weight", "norm.bias", "fc2.bias"]]
+    assert [group["weight_decay"] for group in opt.param_groups] == [0.01, 0.0]
+    assert opt.param_groups[0]["l2_regularization_rate"] == 0.0 and opt.param_groups[0]["correct_bias"] is True
+    # the scheduled lr was a 0-d tensor (float32): it is the number it holds
+    assert isinstance(opt.param_groups[0]["lr"], float)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.05 - (0.05 - 0.01) * N / 20, rel=1e-6)
+    for entry in opt.state.values():
+        assert set(entry) == {"step", "exp_avg", "exp_avg_sq"}
+        assert entry["step"].dtype == torch.float32 and entry["step"].dim() == 0 and float(entry["step"]) == N
+    (scheduler,) = checkpoint.schedulers
+    assert scheduler["last_epoch"] == N and isinstance(scheduler["last_epoch"], int)
+    assert scheduler["_step_count"] == N + 1
+    assert scheduler["_last_lr"] == [opt.param_groups[0]["lr"]] * 2
+
+
+def test_adam_weight_decay_is_torch_adams_l2():
+    (opt,) = C.load(FIXTURES / "adam.mdl").optimizers
+    assert opt.algorithm == "Adam"
+    assert opt.param_groups[0]["weight_decay"] == 0.02
+    assert "l2_regularization_rate" not in opt.param_groups[0]
+
+
+def test_model_zoo_layout_prefix_schedulers_and_sgd_momentum():
+    checkpoint = C.load(FIXTURES / "sgd.mdl")
+    assert list(checkpoint.model)[0] == "fc1.weight"  # the Trainer's "model." prefix is stripped
+    assert checkpoint.metadata["cerebras_model_prefix"] == "model."
+    assert checkpoint.metadata["cerebras_extra"] == {"__metadata__": [{"version": "2.10.0", "model_name": "tiny"}]}
+    (opt,) = checkpoint.optimizers
+    assert opt.algorithm == "SGD" and opt.param_groups[0]["nesterov"] is True
+    assert set(opt.state["fc1.weight"]) == {"momentum_buffer"}
+    lr, wd = checkpoint.schedulers
+    assert lr["last_epoch"] == wd["last_epoch"] == N
+    assert "_last_lr" in lr and "_last_lr" not in wd  # a weight-decay scheduler has no LR
+    assert opt.param_groups[0]["weight_decay"] == pytest.approx(wd["_last_value"][0])
+
+
+def test_every_leaf_kind_and_links():
+    with _h5.MdlReader(str(FIXTURES / "mixed.mdl")) as reader:
+        tree = reader.tree()
+    model = tree["model"]
+    assert isinstance(model, OrderedDict)
+    assert model["emb.weight"].dtype == torch.bfloat16
+    assert model["emb.weight"].tolist() == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
+    assert model["mask"].tolist() == [True, False, True]
+    assert model["count"].dtype == torch.int64 and model["count"].dim() == 0 and int(model["count"]) == 3
+    assert model["empty"].shape == (0, 2)
+    assert model["half"].dtype == torch.float16 and model["half"].tolist() == [1.5, -2.0]
+    assert model["double"].dtype == torch.float64 and model["double"].item() == 1.0 / 3.0
+    assert tree["tied"][0] is tree["tied"][1]  # a link gives back the same object, as cstorch.load does
+    assert tree["none"] is None and tree["name"] == "tiny" and tree["ratio"] == 0.25 and tree["flag"] is True
+    assert tree["pair"] == (3, 2.5) and tree["tags"] == {"decay", "embed"}
+    assert tree["nested"] == {7: {"a": 3}, "e": {}, "el": []}
+    assert tree["global_step"] == 3
+
+
+# -- the acid test: continue where the cerebras-pytorch run stopped ---------------------------
+
+
+@pytest.mark.parametrize("kind", ["adamw", "adam", "sgd"])
+def test_resumed_run_continues_as_cerebras_pytorch_did(kind):
+    model, losses = resume_from_hub(kind, C.load(FIXTURES / f"{kind}.mdl"))
+    assert_matches_source(kind, model, losses)
+
+
+def test_cerebras_to_torch_file_and_back(tmp_path):
+    """cerebras -> torch.save file -> cerebras: the second .mdl holds the real file's numbers, bit for bit."""
+    torch_file = tmp_path / "state.pt"
+    C.convert(FIXTURES / "adamw.mdl", torch_file, to="torch", approximate=True)
+    # a torch.save file numbers the parameters: name them as the optimizer grouped them
+    groups = [["fc1.weight", "fc2.weight"], ["fc1.bias", "norm.weight", "norm.bias", "fc2.bias"]]
+    via_torch = C.load(torch_file, param_names=groups)
+    assert via_torch.step == N
+    (opt,) = via_torch.optimizers
+    assert float(opt.state["fc1.weight"]["step"]) == N
+    back = tmp_path / "back.mdl"
+    # the torch file forgot that the state came from Cerebras' AdamW: say so to write it back exactly
+    for o in via_torch.optimizers:
+        o.conventions.update(eps="sqrt_v")
+    C.save(via_torch, back, "cerebras")
+    with h5py.File(FIXTURES / "adamw.mdl", "r") as real, h5py.File(back, "r") as ours:
+        for name in real:
+            if name.startswith(("model.", "optimizer.state.")):
+                assert ours[name].dtype == real[name].dtype, name
+                assert (ours[name][()] == real[name][()]).all(), name  # beta powers included
+    model, losses = resume_from_hub("adamw", C.load(back))
+    assert_matches_source("adamw", model, losses)
+
+
+# -- writing what cstorch.load reads ----------------------------------------------------------
+
+
+def _leaf_documents(handle):
+    return {name[: -len(".__metadata__")]: json.loads(handle.attrs[name]) for name in handle.attrs
+            if name.endswith(".__metadata__")}
+
+
+def _spec_shape(spec):
+    """A treespec with dict keys in a canonical order (cstorch keeps insertion order, which may differ)."""
+    _, node = spec if isinstance(spec, list) else (None, spec)
+
+    def walk(node):
+        if node["type"] is None:
+            return None
+        children = [walk(child) for child in node["children_spec"]]
+        if node["type"] in ("builtins.dict", "collections.OrderedDict"):
+            return ("dict", sorted(zip(map(str, json.loads(node["context"])), map(repr, children))))
+        return (node["type"], children)
+
+    return walk(node)
+
+
+def _resolved_type(documents, key):
+    meta = documents[key][f"{key}.__metadata__"]
+    while meta["__TYPE__"] == "LinkedObject":
+        meta = documents[meta["key"]][f"{meta['key']}.__metadata__"]
+    return meta["__TYPE__"]
+
+
+@pytest.mark.parametrize("kind", ["adamw", "sgd"])
+def test_written_file_has_the_structure_cstorch_writes(tmp_path, kind):
+    """Our file against cstorch.save's: root attributes, leaf metadata, datasets, filters, dtypes."""
+    ours_path = tmp_path / "ours.mdl"
+    C.save(C.load(FIXTURES / f"{kind}.mdl"), ours_path, "cerebras")
+    with h5py.File(FIXTURES / f"{kind}.mdl", "r") as real, h5py.File(ours_path, "r") as ours:
+        assert set(ours.attrs) == set(real.attrs)
+        for name in ("__version__", "__cstorch_version__", "__SUCCESS__"):
+            assert ours.attrs[name] == real.attrs[name]
+            assert type(ours.attrs[name]) is type(real.attrs[name])
+        real_readable, real_spec = json.loads(real.attrs["__spec__"])
+        ours_readable, ours_spec = json.loads(ours.attrs["__spec__"])
+        assert _spec_shape(json.loads(ours_spec)) == _spec_shape(json.loads(real_spec))
+        assert (ours_readable is None) == (real_readable is None)
+        real_docs, our_docs = _leaf_documents(real), _leaf_documents(ours)
+        assert set(our_docs) == set(real_docs)
+        for key, document in our_docs.items():
+            assert set(document) == set(real_docs[key])
+            assert document["__spec__"] == real_docs[key]["__spec__"] and document["__objects__"] == [key]
+            assert _resolved_type(our_docs, key) == _resolved_type(real_docs, key), key
+        # every dataset cstorch wrote is there, alike; ours may hold a tensor cstorch linked
+        assert set(real) <= set(ours)
+        for name in ours:
+            dataset = ours[name]
+            if name not in real:
+                assert real_docs[name][f"{name}.__metadata__"]["__TYPE__"] == "LinkedObject"
+                continue
+            expected = real[name]
+            assert (dataset.dtype, dataset.shape, dataset.chunks) == (expected.dtype, expected.shape, expected.chunks)
+            assert dataset._filters == expected._filters  # LZ4 (32004) unless 0-d
+            layout = dataset.id.get_create_plist().get_layout()
+            assert layout == expected.id.get_create_plist().get_layout()
+            assert set(dataset.attrs) == set(expected.attrs)
+            for attr in dataset.attrs:
+                assert str(dataset.attrs[attr]) == str(expected.attrs[attr]), (name, attr)
+                assert getattr(dataset.attrs[attr], "dtype", None) == getattr(expected.attrs[attr], "dtype", None)
+
+
+def test_every_dtype_cstorch_keeps_round_trips(tmp_path):
+    with _h5.MdlReader(str(FIXTURES / "mixed.mdl")) as reader:
+        model = dict(reader.tree()["model"])
+    checkpoint = C.Checkpoint(model=model, metadata={"format": "cerebras", "cerebras_layout": "state_dict"})
+    C.save(checkpoint, tmp_path / "mixed.mdl", "cerebras")
+    with h5py.File(FIXTURES / "mixed.mdl", "r") as real, h5py.File(tmp_path / "mixed.mdl", "r") as ours:
+        for name, tensor in model.items():
+            assert ours[name].dtype == real[f"model.{name}"].dtype  # bfloat16 as int16, bool as HDF5 bool
+            assert ours[name]._filters == real[f"model.{name}"]._filters
+    again = C.load(tmp_path / "mixed.mdl")
+    for name, tensor in model.items():
+        assert again.model[name].dtype == tensor.dtype and torch.equal(again.model[name], tensor)
+
+
+def test_torch_adamw_state_becomes_the_powers_of_the_coming_step(tmp_path):
+    """A torch AdamW after N steps: Cerebras holds beta**(N+1), not beta**N as cstorch's own load sets."""
+    model = Net()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01, betas=(0.8, 0.95), eps=1e-8)
+    continue_training(model, optimizer, [], start=0, steps=3)
+    checkpoint = C.Checkpoint(model=model.state_dict(), step=3)
+    checkpoint.optimizers.append(OptimizerState("AdamW", [
+        dict({k: v for k, v in optimizer.param_groups[0].items() if k != "params"},
+             params=[name for name, _ in model.named_parameters()])],
+        {name: optimizer.state[p] for name, p in model.named_parameters()}))
+    with pytest.raises(CheckpointError, match="approximate=True"):
+        C.save(checkpoint, tmp_path / "a.mdl", "cerebras")  # torch adds eps to sqrt(v_hat)
+    assert not os.listdir(tmp_path)
+    C.save(checkpoint, tmp_path / "a.mdl", "cerebras", approximate=True)
+    with h5py.File(tmp_path / "a.mdl", "r") as handle:
+        assert handle["optimizer.state.0.beta1_power"][()] == pytest.approx(0.8 ** 4, rel=1e-6)
+        assert handle["optimizer.state.0.beta2_power"][()] == pytest.approx(0.95 ** 4, rel=1e-6)
+        assert handle["optimizer.state.0.beta1_power"].dtype == "float32"
+        correct_bias = json.loads(handle.attrs["optimizer.param_groups.0.correct_bias.__metadata__"])
+        assert correct_bias["optimizer.param_groups.0.correct_bias.__metadata__"]["scalar_value"] is True
+        step_doc = json.loads(handle.attrs["global_step.__metadata__"])
+        assert step_doc["global_step.__metadata__"]["scalar_value"] == 3
+    (opt,) = C.load(tmp_path / "a.mdl").optimizers
+    assert float(opt.state["fc1.weight"]["step"]) == 3
+
+
+# -- bad input, missing extra ------------------------------------------------------------------
+
+
+def test_missing_h5py_names_the_extra(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "h5py", None)  # import h5py now raises ImportError
+    with pytest.raises(CheckpointError, match=r'pip install "wse\[cerebras\]"'):
+        C.load(FIXTURES / "adamw.mdl", format="cerebras")
+    assert C.detect(FIXTURES / "adamw.mdl") == "cerebras"  # still recognised, so the error can say so
+    with pytest.raises(CheckpointError, match=r'pip install "wse\[cerebras\]"'):
+        C.save(C.Checkpoint(model={"w": torch.zeros(2)}), tmp_path / "x.mdl", "cerebras")
+    assert not os.listdir(tmp_path)
+
+
+def test_truncated_file_is_a_clear_error(tmp_path):
+    data = (FIXTURES / "adamw.mdl").read_bytes()
+    broken = tmp_path / "broken.mdl"
+    broken.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="broken.mdl"):
+        checkpoint = C.load(broken, format="cerebras")
+        for name in checkpoint.model:
+            checkpoint.model[name]
+
+
+def test_partially_written_file_is_refused(tmp_path):
+    partial = tmp_path / "partial.mdl"
+    shutil.copyfile(FIXTURES / "adamw.mdl", partial)
+    with h5py.File(partial, "a") as handle:
+        del handle.attrs["__SUCCESS__"]
+    with pytest.raises(CheckpointError, match="partially written"):
+        C.load(partial)
+
+
+def test_pickled_leaf_is_not_unpickled(tmp_path):
+    """An ObjectSerializer leaf is dill bytes; loading would run code, so it is refused unread."""
+    evil = tmp_path / "evil.mdl"
+    shutil.copyfile(FIXTURES / "mixed.mdl", evil)
+    with h5py.File(evil, "a") as handle:
+        document = json.loads(handle.attrs["name.__metadata__"])
+        document["name.__metadata__"] = {"__TYPE__": "ObjectSerializer", "__BYTES__": True}
+        handle.attrs["name.__metadata__"] = json.dumps(document, indent=4)
+        handle.create_dataset("name", data=h5py.Empty("f"))
+        handle["name"].attrs["__BYTES__"] = b"\x80\x04cos\nsystem\n(S'touch pwned'\ntR."
+    with _h5.MdlReader(str(evil)) as reader, pytest.raises(CheckpointError, match="pickled Python object"):
+        reader.tree()
+    assert not os.path.exists("pwned")
+
+
+def test_existing_destination_and_unwritable_dtype_leave_nothing(tmp_path):
+    target = tmp_path / "out.mdl"
+    target.write_bytes(b"keep me")
+    with pytest.raises(CheckpointError, match="exists"):
+        C.save(C.Checkpoint(model={"w": torch.zeros(2)}), target, "cerebras")
+    assert target.read_bytes() == b"keep me"
+    model = OrderedDict(a=torch.zeros(3), b=torch.zeros(2, dtype=torch.int8), c=torch.ones(1))
+    with pytest.raises(CheckpointError, match=r"new.mdl: tensor 'model.b' is torch.int8"):
+        C.save(C.Checkpoint(model=model), tmp_path / "new.mdl", "cerebras")
+    assert sorted(os.listdir(tmp_path)) == ["out.mdl"]  # no temporary file, no half-written checkpoint
+
+
+def test_untranslatable_optimizer_needs_model_only(tmp_path):
+    checkpoint = C.load(FIXTURES / "adamw.mdl")
+    checkpoint.optimizers[0].algorithm = "SparseAdam"
+    with pytest.raises(CheckpointError, match="model_only"):
+        C.save(checkpoint, tmp_path / "x.mdl", "cerebras")
+    C.save(checkpoint, tmp_path / "x.mdl", "cerebras", model_only=True)
+    written = C.load(tmp_path / "x.mdl")
+    assert written.optimizers == [] and written.step is None
+    assert torch.equal(written.model["fc2.bias"], checkpoint.model["fc2.bias"])
+
+
+def test_param_names_name_the_positions(tmp_path):
+    names = [["fc2.weight", "fc1.weight"], ["fc1.bias", "norm.weight", "norm.bias", "fc2.bias"]]
+    with pytest.raises(CheckpointError, match="shape"):
+        C.load(FIXTURES / "adamw.mdl", param_names=names)  # fc2.weight is (2, 8), position 0 is (8, 4)
+    with pytest.raises(CheckpointError, match="6 parameters"):
+        C.load(FIXTURES / "adamw.mdl", param_names=["fc1.weight"])
+    right = [["fc1.weight", "fc2.weight"], names[1]]
+    checkpoint = C.load(FIXTURES / "adamw.mdl", param_names=right)
+    assert "notes" not in checkpoint.metadata
+    assert checkpoint.optimizers[0].param_names == right[0] + right[1]
