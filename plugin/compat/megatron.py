@@ -16,13 +16,16 @@ import math
 from numbers import Number
 from typing import Optional
 
+import torch
+
 from .. import schedules as S
 from ..schedules._backend import HOST
 from ..schedules.anneal import RAMP_SHAPES
 from ..schedules.base import require_choice
 from ..schedules.warmup_anneal import DECAY_STYLES, WSD_DECAY_STYLES
+from ._torch_api import TensorValues, TorchSchedulerAPI, resolve_device
 
-__all__ = ["OptimizerParamScheduler"]
+__all__ = ["OptimizerParamScheduler", "get_canonical_lr_for_logging"]
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +117,21 @@ def _check_settings(s: dict) -> None:
         )
 
 
-class OptimizerParamScheduler:
+def get_canonical_lr_for_logging(param_groups: list) -> Optional[float]:
+    """The learning rate to log: that of the first param group marked ``default_config=True``.
+
+    As in Megatron-Core: the groups with the default configuration share one schedule,
+    so the first of them stands for all (an empty group included, since the scheduler
+    writes every group's lr). None when no group is marked. The value is the group's
+    ``lr`` as it is (a tensor when the scheduler writes tensor values).
+    """
+    for param_group in param_groups:
+        if param_group.get("default_config", False):
+            return param_group.get("lr")
+    return None
+
+
+class OptimizerParamScheduler(TorchSchedulerAPI):
     """Anneals the learning rate and increments the weight decay of every param group.
 
     Learning rate at step ``n`` (``wse.schedules.WarmupAnneal``): linear from
@@ -186,6 +203,8 @@ class OptimizerParamScheduler:
         self.override_opt_param_scheduler = override_opt_param_scheduler
         self.use_checkpoint_opt_param_scheduler = use_checkpoint_opt_param_scheduler
         self.num_steps = 0
+        self._tensor_values = None
+        self._step_count = 0  # 1 after the construction's step(0), as torch counts
         self.step(0)
         logger.info("> learning rate decay style: %s", self.lr_decay_style)
 
@@ -251,8 +270,25 @@ class OptimizerParamScheduler:
         """The learning rate of ``param_group`` at the current step."""
         return self.lr_schedule(param_group)(self.num_steps)
 
-    def step(self, increment: int) -> None:
-        """Advance ``increment`` steps and write every group's lr and weight decay."""
+    def decay_periods(self) -> list:
+        """The WSD decay-period protocol: one period for ``lr_decay_style="WSD"``, none otherwise.
+
+        The period runs from step 0 to ``lr_decay_steps`` and stays stable until
+        ``wsd_decay_steps`` remain (``wse.schedules.DecayPeriod``).
+        """
+        from ..schedules.warmup_stable_decay import DecayPeriod
+
+        if self.lr_decay_style != "WSD":
+            return []
+        end, decay = int(self.lr_decay_steps), int(self.wsd_decay_steps)
+        return [DecayPeriod(0, end, decay, end - decay)]
+
+    def step(self, increment: int = 1) -> None:
+        """Advance ``increment`` steps and write every group's lr and weight decay.
+
+        Megatron-Core's ``step`` requires the increment; it defaults to 1 here so that
+        callers of torch's scheduler API (Lightning, Accelerate) step it with ``step()``.
+        """
         if type(increment) is not int and (
             isinstance(increment, bool) or not isinstance(increment, Number) or increment != int(increment)
         ):
@@ -262,29 +298,85 @@ class OptimizerParamScheduler:
                 f"OptimizerParamScheduler.step: increment {increment} would take the step count "
                 f"{self.num_steps} below 0."
             )
-        self.num_steps += int(increment)
+        tensors = self._tensor_values
+        if tensors is None:
+            self.num_steps += int(increment)
+            self._step_count += 1
+        else:
+            # The Python counters advance outside a compiled step; the step tensor inside it.
+            self._count_steps_on_host(int(increment))
+            tensors.step.add_(int(increment))
         self._write_param_groups()
+
+    @torch.compiler.disable
+    def _count_steps_on_host(self, increment: int) -> None:
+        self.num_steps += increment
+        self._step_count += 1
+
+    @property
+    def last_epoch(self) -> int:
+        """The step count (``num_steps``), under the name torch's schedulers give it."""
+        return self.num_steps
 
     def _write_param_groups(self) -> None:
         # Compute everything before writing anything, so that a bad group leaves all untouched.
         groups = self.optimizer.param_groups
-        t = float(self.num_steps)
+        tensors = self._tensor_values
+        t = float(self.num_steps) if tensors is None else tensors.step_value()
         # Groups usually share their settings, hence their schedules: evaluate each once.
         evaluated = {}
 
         def value_of(schedule):
             value = evaluated.get(id(schedule))
             if value is None:
-                value = evaluated[id(schedule)] = schedule.evaluate(t, HOST)
+                value = evaluated[id(schedule)] = schedule.evaluate(t, HOST) if tensors is None else schedule(t)
             return value
 
         values = [
             (value_of(self.lr_schedule(group)), value_of(self.wd_schedule(group)) * group.get("wd_mult", 1.0))
             for group in groups
         ]
+        if tensors is not None:
+            for index, (group, (lr, weight_decay)) in enumerate(zip(groups, values)):
+                tensors.write(group, index, "lr", lr)
+                tensors.write(group, index, "weight_decay", weight_decay)
+            return
         for group, (lr, weight_decay) in zip(groups, values):
-            group["lr"] = lr
+            # As Megatron-Core does: a tensor lr (a compiled optimizer's) is written in place.
+            if isinstance(group.get("lr"), torch.Tensor):
+                group["lr"].fill_(lr)
+            else:
+                group["lr"] = lr
             group["weight_decay"] = weight_decay
+
+    # -- tensor values ------------------------------------------------------------------
+
+    def enable_tensor_values(self, device=None, dtype: torch.dtype = torch.float32) -> "OptimizerParamScheduler":
+        """Write 0-d tensors updated in place instead of Python floats, from now on.
+
+        Every group's ``lr`` and ``weight_decay`` become tensors on ``device`` (the first
+        parameter's by default) holding their current values, and every ``step()``
+        computes the next ones there from a step tensor, with no host synchronisation: a
+        compiled optimizer step that reads them is compiled once. The protocol of the
+        ``wse.optim`` schedulers, which the Lightning strategy and ``wse.device`` switch on.
+        """
+        tensors = TensorValues(self.num_steps, ("lr", "weight_decay"), resolve_device(self.optimizer, device), dtype)
+        tensors.adopt(self.optimizer.param_groups)
+        self._tensor_values = tensors
+        return self
+
+    def disable_tensor_values(self) -> "OptimizerParamScheduler":
+        """Write Python floats again, from now on; the current values are written as numbers."""
+        if self._tensor_values is not None:
+            self._tensor_values = None
+            for group in self.optimizer.param_groups:
+                group.pop("lr", None)
+            self._write_param_groups()
+        return self
+
+    @property
+    def uses_tensor_values(self) -> bool:
+        return self._tensor_values is not None
 
     def state_dict(self) -> dict:
         """The settings and step count, under Megatron-Core's keys."""
@@ -344,4 +436,6 @@ class OptimizerParamScheduler:
         for name, value in settings.items():
             setattr(self, name, value)
         self.num_steps = int(num_steps)
+        if self._tensor_values is not None:
+            self._tensor_values.step.fill_(self.num_steps)
         self._write_param_groups()

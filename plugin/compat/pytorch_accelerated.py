@@ -39,9 +39,12 @@ from .. import schedules as S
 from ..schedules._backend import as_step
 from ..schedules.warmup_stable_decay import decay_periods, geometric_checkpoints
 from ..optim._binding import Hyperparameter
+from ._torch_api import TensorValues, TorchSchedulerAPI, resolve_device
 
 __all__ = [
     "TrainerPlaceholderValues",
+    "PlaceholderExpression",
+    "SchedulerArgumentError",
     "fill_placeholders",
     "SchedulerBase",
     "StatefulSchedulerBase",
@@ -50,54 +53,147 @@ __all__ = [
 ]
 
 
+class SchedulerArgumentError(ValueError, AssertionError):
+    """Invalid scheduler arguments or state.
+
+    A ``ValueError``, as wse raises for bad arguments everywhere, and an
+    ``AssertionError``, which pytorch-accelerated raises for most of the same checks (it
+    asserts them): code written against either keeps catching it.
+    """
+
+
 # -- trainer placeholders ---------------------------------------------------------------
 
 
-class TrainerPlaceholderValues(Enum):
+class _Arithmetic:
+    """The arithmetic users write on placeholders (``NUM_EPOCHS + 2``, ``5 * NUM_UPDATE_STEPS_PER_EPOCH``)."""
+
+    def _then(self, operation: str, operand, reflected: bool = False):
+        raise NotImplementedError
+
+    def __add__(self, other):
+        return self._then("+", other)
+
+    def __radd__(self, other):
+        return self._then("+", other, reflected=True)
+
+    def __sub__(self, other):
+        return self._then("-", other)
+
+    def __rsub__(self, other):
+        return self._then("-", other, reflected=True)
+
+    def __mul__(self, other):
+        return self._then("*", other)
+
+    def __rmul__(self, other):
+        return self._then("*", other, reflected=True)
+
+    def __floordiv__(self, other):
+        return self._then("//", other)
+
+    def __rfloordiv__(self, other):
+        return self._then("//", other, reflected=True)
+
+    def __truediv__(self, other):
+        return self._then("/", other)
+
+    def __rtruediv__(self, other):
+        return self._then("/", other, reflected=True)
+
+
+_OPERATIONS = {
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+    "//": lambda a, b: a // b,
+    "/": lambda a, b: a / b,
+}
+
+
+def _check_operand(operation: str, operand) -> None:
+    if isinstance(operand, bool) or not isinstance(operand, Number):
+        raise TypeError(
+            f"a trainer placeholder can be combined with numbers only, got {operation} {operand!r} "
+            f"({type(operand).__name__})."
+        )
+
+
+class TrainerPlaceholderValues(_Arithmetic, Enum):
     """Run values that a trainer fills in when it builds the scheduler.
 
     ``create_scheduler_fn`` uses them as defaults for the numbers only known once the
-    data loaders exist. A placeholder may be multiplied by a number (``NUM_UPDATE_STEPS_
-    PER_EPOCH * 5`` for five epochs of warmup); ``fill_placeholders`` replaces them.
+    data loaders exist. Arithmetic with numbers gives a placeholder expression, resolved
+    with the placeholder: ``NUM_EPOCHS + 2``, ``NUM_UPDATE_STEPS_PER_EPOCH * 5`` (five
+    epochs of warmup), ``TRAIN_DATALOADER_LEN // 10``. ``fill_placeholders`` replaces
+    them with the run values.
+
+    pytorch-accelerated 0.1.61 supports ``+`` and ``*`` with the placeholder on the
+    left, and evaluates the chain as text, so ``(NUM_EPOCHS + 1) * 2`` becomes
+    ``num_epochs + 1 * 2``. Here every operation applies in the order Python evaluated
+    it, on either side, and ``-``, ``//`` and ``/`` work too.
     """
 
     NUM_EPOCHS = "num_epochs"
     NUM_UPDATE_STEPS_PER_EPOCH = "num_update_steps_per_epoch"
     PER_PROCESS_NUM_UPDATE_STEPS_PER_EPOCH = "num_local_update_steps_per_epoch"
+    TRAIN_DATALOADER_LEN = "train_dataloader_len"
+    EVAL_DATALOADER_LEN = "eval_dataloader_len"
 
-    def __mul__(self, factor):
-        return PlaceholderProduct(self, factor)
+    @classmethod
+    def placeholder_set(cls):
+        """The names of the placeholders."""
+        return {placeholder.name for placeholder in cls}
 
-    __rmul__ = __mul__
+    def _then(self, operation, operand, reflected=False):
+        return PlaceholderExpression(self, ())._then(operation, operand, reflected)
+
+    @property
+    def placeholder(self) -> "TrainerPlaceholderValues":
+        return self
 
     def resolve(self, run_values: dict):
         return run_values[self.value]
 
 
 @dataclass(frozen=True)
-class PlaceholderProduct:
-    """A placeholder times a number, resolved when the placeholder is."""
+class PlaceholderExpression(_Arithmetic):
+    """A placeholder with arithmetic applied to it, resolved when the placeholder is.
+
+    ``operations`` are ``(operation, operand, reflected)`` in the order they apply;
+    ``reflected`` puts the operand on the left (``10 - NUM_EPOCHS``).
+    """
 
     placeholder: TrainerPlaceholderValues
-    factor: float
+    operations: tuple
 
-    def __mul__(self, factor):
-        return PlaceholderProduct(self.placeholder, self.factor * factor)
-
-    __rmul__ = __mul__
+    def _then(self, operation, operand, reflected=False):
+        _check_operand(operation, operand)
+        return PlaceholderExpression(self.placeholder, self.operations + ((operation, operand, reflected),))
 
     def resolve(self, run_values: dict):
-        return self.placeholder.resolve(run_values) * self.factor
+        value = self.placeholder.resolve(run_values)
+        for operation, operand, reflected in self.operations:
+            apply = _OPERATIONS[operation]
+            value = apply(operand, value) if reflected else apply(value, operand)
+        return value
+
+    def __str__(self):
+        text = self.placeholder.name
+        for operation, operand, reflected in self.operations:
+            text = f"({operand} {operation} {text})" if reflected else f"({text} {operation} {operand})"
+        return text
 
 
-_PLACEHOLDER_TYPES = (TrainerPlaceholderValues, PlaceholderProduct)
+_PLACEHOLDER_TYPES = (TrainerPlaceholderValues, PlaceholderExpression)
 
 
 def fill_placeholders(create_scheduler_fn: partial, **run_values) -> partial:
     """Return ``create_scheduler_fn`` with its trainer placeholders replaced by run values.
 
     ``run_values`` are keyed by the placeholders' values: ``num_epochs``,
-    ``num_update_steps_per_epoch`` and ``num_local_update_steps_per_epoch``::
+    ``num_update_steps_per_epoch``, ``num_local_update_steps_per_epoch``,
+    ``train_dataloader_len`` and ``eval_dataloader_len``::
 
         fn = CosineLrScheduler.create_scheduler_fn(num_warmup_epochs=2)
         scheduler = fill_placeholders(fn, num_epochs=10, num_update_steps_per_epoch=500)(optimizer)
@@ -114,7 +210,7 @@ def fill_placeholders(create_scheduler_fn: partial, **run_values) -> partial:
     keywords = dict(create_scheduler_fn.keywords)
     for name, value in keywords.items():
         if isinstance(value, _PLACEHOLDER_TYPES):
-            placeholder = value if isinstance(value, TrainerPlaceholderValues) else value.placeholder
+            placeholder = value.placeholder
             if placeholder.value not in run_values:
                 raise TypeError(
                     f"fill_placeholders: `{name}` is {placeholder} but no `{placeholder.value}` was "
@@ -143,7 +239,7 @@ def _require_steps(owner: str, minimum: int, **values) -> None:
         if isinstance(value, bool) or not isinstance(value, Number) or value != int(value):
             raise TypeError(f"{owner}: `{name}` must be a whole number, got {value!r}.")
         if value < minimum:
-            raise ValueError(f"{owner}: `{name}` must be >= {minimum}, got {value!r}.")
+            raise SchedulerArgumentError(f"{owner}: `{name}` must be >= {minimum}, got {value!r}.")
 
 
 def _require_number(owner: str, low: float = -math.inf, high: float = math.inf, **values) -> None:
@@ -151,7 +247,7 @@ def _require_number(owner: str, low: float = -math.inf, high: float = math.inf, 
         if isinstance(value, bool) or not isinstance(value, Number) or not math.isfinite(value):
             raise TypeError(f"{owner}: `{name}` must be a finite number, got {value!r}.")
         if not low <= value <= high:
-            raise ValueError(f"{owner}: `{name}` must be in [{low}, {high}], got {value!r}.")
+            raise SchedulerArgumentError(f"{owner}: `{name}` must be in [{low}, {high}], got {value!r}.")
 
 
 def _initial_values(optimizer, field: str, owner: str) -> List:
@@ -186,8 +282,9 @@ class SchedulerBase(ABC):
     group, a list with a value per group, or None to leave the groups untouched.
     """
 
-    # Attributes that are caches, never state.
-    _not_state = frozenset({"optimizer"})
+    # Attributes that are caches or wse's bookkeeping, never state.
+    _not_state = frozenset({"optimizer", "_step_count", "_tensor_values"})
+    _tensor_values = None
 
     def __init__(self, optimizer: torch.optim.Optimizer, param_group_field: str = "lr"):
         base_values = _initial_values(optimizer, param_group_field, type(self).__name__)
@@ -214,10 +311,15 @@ class SchedulerBase(ABC):
         if not isinstance(values, (list, tuple)):
             values = [values] * len(groups)
         elif len(values) != len(groups):
-            raise ValueError(
+            raise SchedulerArgumentError(
                 f"{type(self).__name__}: got {len(values)} values for {len(groups)} param groups; return "
                 f"one value per group, or a single value for all of them."
             )
+        tensors = self._tensor_values
+        if tensors is not None:
+            for index, (group, value) in enumerate(zip(groups, values)):
+                tensors.write(group, index, self.param_group_field, value)
+            return
         for group, value in zip(groups, values):
             group[self.param_group_field] = value
 
@@ -230,22 +332,33 @@ class SchedulerBase(ABC):
         self.__dict__.update(state_dict)
 
 
-class StatefulSchedulerBase(SchedulerBase, ABC):
+class StatefulSchedulerBase(SchedulerBase, TorchSchedulerAPI, ABC):
     """A ``SchedulerBase`` that counts its own updates: call ``step()`` after each one.
 
     The first ``step()`` writes the values for 0 previous updates. ``state_dict``
     saves every attribute but the optimizer, the update count included; the published
     base leaves both abstract, so its documented subclassing examples (which define only
     ``get_updated_values``) cannot be instantiated there.
+
+    It is a ``torch.optim.lr_scheduler.LRScheduler``, so Lightning's
+    ``configure_optimizers`` and ``Accelerator.prepare`` take it as they take torch's
+    schedulers; ``last_epoch`` is the update count.
     """
 
     def __init__(self, optimizer, param_group_field: str = "lr"):
         super().__init__(optimizer=optimizer, param_group_field=param_group_field)
         self._num_updates = -1
+        self._step_count = 1
+
+    @property
+    def last_epoch(self) -> int:
+        """The number of the last update stepped (-1 before the first ``step()``)."""
+        return self._num_updates
 
     def step(self) -> None:
         """Count one more update and write its values into the param groups."""
         self._num_updates += 1
+        self._step_count += 1
         self.step_update(self._num_updates)
 
 
@@ -281,6 +394,69 @@ class _ClosedFormLrScheduler(StatefulSchedulerBase):
         """Each group's learning rate after ``num_updates`` updates (tensors for a tensor step)."""
         t, m = as_step(num_updates)
         return [schedule.evaluate(t, m) for schedule in self.schedules]
+
+    # -- tensor values ------------------------------------------------------------------
+
+    def enable_tensor_values(self, device=None, dtype: torch.dtype = torch.float32) -> "_ClosedFormLrScheduler":
+        """Write 0-d tensors updated in place instead of Python floats, from now on.
+
+        Each group's learning rate becomes a tensor on ``device`` (the first parameter's
+        by default) holding the value it has now, and every ``step()`` computes the next
+        one there from a step tensor, with no host synchronisation: a compiled optimizer
+        step that reads it is compiled once. The protocol of the ``wse.optim``
+        schedulers, which the Lightning strategy and ``wse.device`` switch on.
+        """
+        tensors = TensorValues(self._num_updates, (self.param_group_field,), resolve_device(self.optimizer, device), dtype)
+        tensors.adopt(self.optimizer.param_groups)
+        self._tensor_values = tensors
+        return self
+
+    def disable_tensor_values(self) -> "_ClosedFormLrScheduler":
+        """Write Python floats again (the current values, as numbers); the update count is kept."""
+        tensors, self._tensor_values = self._tensor_values, None
+        if tensors is not None:
+            field = self.param_group_field
+            for group in self.optimizer.param_groups:
+                if isinstance(group.get(field), torch.Tensor):
+                    group[field] = group[field].item()
+        return self
+
+    @property
+    def uses_tensor_values(self) -> bool:
+        return self._tensor_values is not None
+
+    def step(self) -> None:
+        """Count one more update and write its values into the param groups."""
+        tensors = self._tensor_values
+        if tensors is None:
+            return super().step()
+        # Only tensor operations here, so that a compiled step containing this one is the
+        # same graph at every step; the Python counters advance outside it.
+        self._count_update_on_host()
+        tensors.step.add_(1)
+        step, field = tensors.step_value(), self.param_group_field
+        for index, (group, schedule) in enumerate(zip(self.optimizer.param_groups, self.schedules)):
+            tensors.write(group, index, field, schedule(step))
+
+    @torch.compiler.disable
+    def _count_update_on_host(self) -> None:
+        self._num_updates += 1
+        self._step_count += 1
+        self._note_update(self._num_updates)
+
+    def _note_update(self, num_updates: int) -> None:
+        """Host-side bookkeeping of an update, for subclasses that keep some."""
+
+    def _sync_tensor_values(self) -> None:
+        """After a state was loaded: the step tensor and the groups' tensors at the loaded count."""
+        tensors = self._tensor_values
+        if tensors is None:
+            return
+        tensors.step.fill_(self._num_updates)
+        if self._num_updates >= 0:
+            step = tensors.step_value()
+            for index, (group, schedule) in enumerate(zip(self.optimizer.param_groups, self.schedules)):
+                tensors.write(group, index, self.param_group_field, schedule(step))
 
 
 # -- cosine -----------------------------------------------------------------------------
@@ -363,11 +539,11 @@ class CosineLrScheduler(_ClosedFormLrScheduler):
         })
         _require_number(owner, k_decay=settings["k_decay"])
         if settings["k_decay"] <= 0:
-            raise ValueError(f"{owner}: `k_decay` must be > 0, got {settings['k_decay']!r}.")
+            raise SchedulerArgumentError(f"{owner}: `k_decay` must be > 0, got {settings['k_decay']!r}.")
         total, warmup, cooldown = (settings[k] for k in ("total_iterations", "warmup_iterations", "num_cooldown_iterations"))
         if warmup + cooldown >= total:
             unit = "epochs" if epochs else "updates"
-            raise ValueError(
+            raise SchedulerArgumentError(
                 f"{owner}: warmup ({warmup} updates) and cooldown ({cooldown} updates) leave no updates for the "
                 f"cosine phase out of {total}; the total includes both, so make the number of warmup plus "
                 f"cooldown {unit} smaller than the total."
@@ -375,7 +551,7 @@ class CosineLrScheduler(_ClosedFormLrScheduler):
         if settings["lr_min_ratio"] is None:
             for index, base in enumerate(base_values):
                 if settings["lr_min"] > base:
-                    raise ValueError(
+                    raise SchedulerArgumentError(
                         f"{owner}: `lr_min` ({settings['lr_min']}) is above the learning rate {base} of param "
                         f"group {index}; lower `lr_min` or give a per-group `min_lr_ratio`."
                     )
@@ -437,6 +613,7 @@ class CosineLrScheduler(_ClosedFormLrScheduler):
         for name, value in settings.items():
             setattr(self, name, value)
         self._num_updates = state_dict["num_updates"]
+        self._sync_tensor_values()
 
 
 # -- warmup-stable-decay ----------------------------------------------------------------
@@ -508,13 +685,13 @@ class WSDLrScheduler(_ClosedFormLrScheduler):
                         total_steps=total_steps, num_warmup_steps=num_warmup_steps)
         if num_epochs is not None and num_update_steps_per_epoch is not None:
             if total_steps is not None:
-                raise ValueError(
+                raise SchedulerArgumentError(
                     f"{owner}: give either `num_epochs` and `num_update_steps_per_epoch`, or `total_steps`, not all three."
                 )
             _require_steps(owner, 1, num_epochs=num_epochs, num_update_steps_per_epoch=num_update_steps_per_epoch)
             total_steps = num_epochs * num_update_steps_per_epoch
         if total_steps is None:
-            raise ValueError(
+            raise SchedulerArgumentError(
                 f"{owner}: the length of the run is unknown; give `total_steps`, or both `num_epochs` and "
                 f"`num_update_steps_per_epoch`."
             )
@@ -549,20 +726,20 @@ class WSDLrScheduler(_ClosedFormLrScheduler):
         _require_number(owner, low=0.0, high=1.0, decay_phase_ratio=settings["decay_phase_ratio"], lr_min=settings["lr_min"])
         _require_number(owner, low=0.0, warmup_starting_lr=settings["warmup_starting_lr"])
         if settings["warmup_starting_lr"] > max(base_values):
-            raise ValueError(
+            raise SchedulerArgumentError(
                 f"{owner}: `warmup_starting_lr` ({settings['warmup_starting_lr']}) exceeds the largest param-group "
                 f"learning rate ({max(base_values)}); the warmup must rise to the group's lr."
             )
         ratio, count = settings["decay_phase_ratio"], settings["num_checkpoints"]
         if count > 1 and ratio > cls.max_multi_checkpoint_decay_ratio:
-            raise ValueError(
+            raise SchedulerArgumentError(
                 f"{owner}: `decay_phase_ratio` {ratio} is too large for {count} checkpoints: the decay phases "
                 f"of geometrically spaced periods may overlap above {cls.max_multi_checkpoint_decay_ratio:.2f}."
             )
         try:
             geometric_checkpoints(settings["total_steps"], count)
         except ValueError as error:
-            raise ValueError(f"{owner}: {error}") from None
+            raise SchedulerArgumentError(f"{owner}: {error}") from None
 
     def _derive_checkpoints(self) -> None:
         self.checkpoint_steps = geometric_checkpoints(self.total_steps, self.num_checkpoints)
@@ -594,11 +771,16 @@ class WSDLrScheduler(_ClosedFormLrScheduler):
 
     def get_updated_values(self, num_updates):
         """Each group's learning rate after ``num_updates`` updates; records the pre-decay step."""
-        schedules, pre_decay, warmup = self._get_plan()
+        schedules = self._get_plan()[0]
         t, m = as_step(num_updates)
-        if not m.is_tensor and t >= warmup and t in pre_decay:
-            self.previous_checkpoint_step = num_updates
+        if not m.is_tensor:
+            self._note_update(num_updates)
         return [schedule.evaluate(t, m) for schedule in schedules]
+
+    def _note_update(self, num_updates: int) -> None:
+        _, pre_decay, warmup = self._get_plan()
+        if num_updates >= warmup and num_updates in pre_decay:
+            self.previous_checkpoint_step = num_updates
 
     # -- checkpoint information ---------------------------------------------------------
 
@@ -616,6 +798,14 @@ class WSDLrScheduler(_ClosedFormLrScheduler):
             if info["period_end"] >= num_updates:
                 return info
         return self.checkpoint_decay_info[-1]
+
+    def decay_periods(self) -> List:
+        """The checkpoint periods as ``wse.schedules.DecayPeriod`` tuples: the WSD decay-period protocol.
+
+        The same numbers as ``get_decay_info()``; steps count optimizer updates, as
+        ``get_current_step() + 1`` does.
+        """
+        return decay_periods(self.checkpoint_steps, self.decay_phase_ratio)
 
     def get_current_step(self) -> int:
         """The number of updates completed, as counted by ``step()``."""
@@ -670,7 +860,7 @@ class WSDLrScheduler(_ClosedFormLrScheduler):
             merged["previous_checkpoint_step"] = None
         base_values = merged["base_lr_values"]
         if not isinstance(base_values, (list, tuple)) or len(base_values) != len(self.optimizer.param_groups):
-            raise ValueError(
+            raise SchedulerArgumentError(
                 f"{type(self).__name__}.load_state_dict: the state has base_lr_values for "
                 f"{len(base_values) if isinstance(base_values, (list, tuple)) else base_values!r} param groups, "
                 f"the optimizer has {len(self.optimizer.param_groups)}."
@@ -683,6 +873,7 @@ class WSDLrScheduler(_ClosedFormLrScheduler):
         self._derive_checkpoints()
         if not continuation and "num_updates" in state_dict:
             self._num_updates = state_dict["num_updates"]
+        self._sync_tensor_values()
 
     @classmethod
     def create_scheduler_fn(
