@@ -118,11 +118,6 @@ class WSDCheckpointCallback(Callback):
         files.require_writable_dir(self.save_dir)
         self._initial = None
         if self.initial_checkpoint is not None:
-            if trainer.ckpt_path is not None:
-                raise ValueError(
-                    f"WSDCheckpointCallback: initial_checkpoint ({str(self.initial_checkpoint)!r}) starts a new run "
-                    f"from an earlier one, ckpt_path ({str(trainer.ckpt_path)!r}) resumes a run; give only one."
-                )
             self._initial = files.load_checkpoint_file(self.initial_checkpoint)
             files.checkpoint_kind(self._initial, self.initial_checkpoint)
 
@@ -131,16 +126,23 @@ class WSDCheckpointCallback(Callback):
         self._last_step = None
         schedulers = [config.scheduler for config in trainer.lr_scheduler_configs]
         self._scheduler, periods = find_decay_periods(schedulers)
+        if self.branch:
+            self._require_branch_support(trainer, pl_module)
+        if self._initial is not None:
+            if trainer.ckpt_path is not None:
+                raise ValueError(
+                    f"WSDCheckpointCallback: initial_checkpoint ({str(self.initial_checkpoint)!r}) starts a new run "
+                    f"from an earlier one, ckpt_path ({str(trainer.ckpt_path)!r}) resumes a run; give only one."
+                )
+            self._continue_from(self._initial, trainer, pl_module)
+            self._initial = None
+            # A continuation scheduler places its checkpoints once it has the saved settings.
+            self._scheduler, periods = find_decay_periods(schedulers)
         total = trainer.estimated_stepping_batches
         self._total_steps = int(total) if math.isfinite(total) else None
         check_periods(periods, total)
-        if self.branch:
-            self._require_branch_support(trainer, pl_module)
         self._plan = CheckpointPlan(periods, branch=self.branch)
         log.debug("WSDCheckpointCallback: %r, save_dir=%s", self._plan, self.save_dir)
-        if self._initial is not None:
-            self._continue_from(self._initial, trainer, pl_module)
-            self._initial = None
 
     @staticmethod
     def _require_branch_support(trainer, pl_module) -> None:
@@ -199,6 +201,7 @@ class WSDCheckpointCallback(Callback):
     # -- saving ---------------------------------------------------------------------------
 
     def _metadata(self, trainer, step: int, checkpoint_type: str) -> dict:
+        """The published metadata; ``decay_fraction`` is the share of this period that decays."""
         period = next(p for p in self._plan.periods if step in (p.pre_decay_step, p.period_end))
         length = period.period_end - period.period_start
         return files.metadata(step, trainer.current_epoch, checkpoint_type, self._total_steps,
