@@ -108,12 +108,23 @@ class DeviceOptions:
             f"compile={self.compile}, replay={self.replay!r}{backend}"
         )
 
-    def describe_checks(self) -> str:
-        """Which steps are checked, in words."""
+    def describe_checks(self, capture_step: int = 1) -> str:
+        """Which steps are checked, in words (``capture_step``: the step the device captures)."""
         if self.check == "off":
             return "check='off': no step is checked"
         consequence = "violations raise" if self.check == "strict" else "violations warn once per kind"
-        verified = f"steps 2-{1 + self.verify_steps} verified" if self.verify_steps else "no step verified"
+        first, last = capture_step + 1, capture_step + self.verify_steps
+        if not self.verify_steps:
+            verified = "no step verified"
+        elif first == last:
+            verified = f"step {first} verified"
+        else:
+            verified = f"steps {first}-{last} verified"
         later = f", then every {self.verify_every} steps" if self.verify_every is not None else ""
-        return f"check={self.check!r}: step 1 captured, {verified}{later}; {consequence}"
+        before = ""
+        if capture_step == 2:
+            before = " (DDP re-buckets the gradients during step 1, which runs unchecked)"
+        elif capture_step > 2:
+            before = f" (steps 1-{capture_step - 1} run unchecked)"
+        return f"check={self.check!r}: step {capture_step} captured{before}, {verified}{later}; {consequence}"
 

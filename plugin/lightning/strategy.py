@@ -10,17 +10,33 @@ from lightning.fabric.plugins.collectives.torch_collective import default_pg_tim
 from lightning.fabric.strategies import _StrategyRegistry
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities.rank_zero import rank_zero_info
+from lightning.pytorch.utilities.rank_zero import rank_zero_debug, rank_zero_info
 from torch.optim import Optimizer
 
-from ..device import Device
+from ..device import Device, HostHyperparameterError, StaticGraphWarning
+from ..device.location import user_location
+from .errors import SchedulerStepError
 from .fast_step import FastStep
 from .on_device import DDP_CAPTURE_STEP, DDP_HOST_CODE, LIGHTNING_HOST_CODE, StepOnDevice
-from .options import DeviceOptions, validate_strict
+from .options import DeviceOptions, enforce, validate_strict
 from .preinitialize import preinitialize
-from .scheduling import SchedulerSteps, make_per_iteration, schedule_in_graph, take_over_scheduler_steps
+from .representation import host_values_in_checkpoint
+from .scheduling import (
+    SchedulerSteps,
+    describe_optimizer,
+    explicit_settings,
+    host_side_message,
+    make_per_iteration,
+    schedule_in_graph,
+    switch_back_to_host_values,
+    take_over_scheduler_steps,
+)
 
 _CONSEQUENCE = {"raise": "raise an error", "warn": "warn", "off": "are ignored"}
+
+
+def _names(objects) -> str:
+    return ", ".join(type(item).__name__ for item in objects)
 
 
 class WSEStrategy(DDPStrategy):
@@ -32,14 +48,21 @@ class WSEStrategy(DDPStrategy):
       their own; ``torch.optim`` ones are given torch's own layout; any other is refused);
     * every scheduler from ``configure_optimizers`` steps exactly once per optimizer step,
       right after it and inside the training step, whatever its ``interval`` and
-      ``frequency`` say (``ReduceLROnPlateau`` is refused);
+      ``frequency`` say (``ReduceLROnPlateau`` is refused, and so is a callback that swaps
+      the schedulers during the fit, such as ``StochasticWeightAveraging``);
     * every training step runs on a static-graph device (``wse.device.Device``): step 1
       is captured, the next ``verify_steps`` are verified against it (a break of the
       contract is a typed error at the user's line), then the step runs eagerly with
       nothing installed, or compiled (``compile=True``), or with its update replayed from
-      a CUDA graph (``replay="cuda_graph"``). The schedulers that can (``wse.optim``'s)
-      are switched to tensor values when the device checks or compiles the step. At the
-      end of the fit the device's report is logged; ``strategy.device`` keeps it.
+      a CUDA graph (``replay="cuda_graph"``). With ``accumulate_grad_batches=k`` a step is
+      a whole update: the ``k`` batches and the optimizer step. The schedulers that can
+      (``wse.optim``'s) are switched to tensor values for the fit when the device checks
+      or compiles the step (and back to floats at its end and in checkpoints); a scheduler
+      that writes Python numbers is reported at setup.
+
+    It says one short line at the start of the fit and one at its end; the detail is at
+    ``logging.DEBUG`` level, in ``repr(strategy)``, ``strategy.describe()`` and
+    ``strategy.device.report()``.
 
     ``Trainer(strategy="wse")`` resolves to this class for any number of devices: Lightning
     instantiates a registered strategy with no arguments and only then sets its
@@ -96,7 +119,9 @@ class WSEStrategy(DDPStrategy):
         )
         self._scheduler_steps: Optional[SchedulerSteps] = None
         self._optimizer_setup: List[str] = []
-        self._schedules: tuple = ([], [])  # names of the schedulers in-graph, host-side
+        self._schedules: tuple = ([], [])  # the schedulers switched to tensor values here, host-side ones
+        self._taken_over: list = []  # the scheduler configs the strategy steps, as configured
+        self._setup_findings: List[str] = []  # static-graph violations found at setup (kinds)
         self._device: Optional[Device] = None
         self._on_device: Optional[StepOnDevice] = None
         self._undo_scheduling: Optional[Callable[[], None]] = None
@@ -137,7 +162,8 @@ class WSEStrategy(DDPStrategy):
             super(DDPStrategy, self).setup(trainer)
         if trainer.state.fn == TrainerFn.FITTING:
             self._attach_device(trainer)
-            rank_zero_info(self.describe())
+            rank_zero_debug(self.describe())
+            rank_zero_info(self.start_line())
 
     def _setup_model(self, model):
         return super()._setup_model(model) if self.is_multiprocess else model
@@ -145,11 +171,65 @@ class WSEStrategy(DDPStrategy):
     # -- the rules ---------------------------------------------------------------------
 
     def setup_optimizers(self, trainer: "pl.Trainer") -> None:
-        super().setup_optimizers(trainer)
         module = self.lightning_module
-        scheduled = make_per_iteration(self.lr_scheduler_configs, self.strict)
-        self._scheduler_steps = SchedulerSteps(scheduled, module.lr_scheduler_step, self.strict)
+        configured = []
+        user_configure = module.configure_optimizers
+
+        def configure_optimizers():  # what the user returned, before Lightning fills in defaults
+            configured.append(user_configure())
+            return configured[-1]
+
+        vars(module)["configure_optimizers"] = configure_optimizers
+        try:
+            super().setup_optimizers(trainer)
+        finally:
+            vars(module).pop("configure_optimizers", None)
+        if trainer.state.fn != TrainerFn.FITTING:
+            return
+        self._refuse_scheduler_swapping_callbacks(trainer)
+        explicit = explicit_settings(configured[0] if configured else None)
+        scheduled = make_per_iteration(self.lr_scheduler_configs, self.strict, explicit, module.automatic_optimization)
+        self._scheduler_steps = SchedulerSteps(scheduled, module.lr_scheduler_step, self.strict, self.optimizers)
+        self._taken_over = list(self.lr_scheduler_configs)
         self._optimizer_setup = [preinitialize(optimizer, self.strict) for optimizer in self.optimizers]
+
+    def _refuse_scheduler_swapping_callbacks(self, trainer: "pl.Trainer") -> None:
+        """``StochasticWeightAveraging`` replaces the schedulers at its start epoch: known now, said now."""
+        from lightning.pytorch.callbacks import StochasticWeightAveraging
+
+        for callback in trainer.callbacks:
+            if isinstance(callback, StochasticWeightAveraging):
+                enforce(
+                    self.strict,
+                    SchedulerStepError,
+                    f"StochasticWeightAveraging replaces the schedulers from configure_optimizers with its "
+                    f"epoch-wise SWALR when averaging starts; strategy 'wse' steps every scheduler once per "
+                    f"optimizer step inside the step, so the swap cannot be honoured. Remove the callback and "
+                    f"average the weights with Lightning's WeightAveraging callback (lightning.pytorch.callbacks, "
+                    f"which leaves the schedulers alone), and express the averaging phase's learning rate in "
+                    f"your schedule (e.g. SequentialLR ending in ConstantLR). With WSEStrategy(strict='warn') "
+                    f"the swapped-in schedulers are left to Lightning, stepped as configured.",
+                )
+
+    def _check_scheduler_configs(self) -> None:
+        """A callback replaced ``trainer.lr_scheduler_configs`` during the fit: refuse, or hand over."""
+        configs, taken_over = self.lr_scheduler_configs, self._taken_over
+        if len(configs) == len(taken_over) and all(a is b for a, b in zip(configs, taken_over)):
+            return
+        self._taken_over = list(configs)
+        gone = [type(c.scheduler).__name__ for c in taken_over if all(c is not d for d in configs)]
+        new = [type(c.scheduler).__name__ for c in configs if all(c is not d for d in taken_over)]
+        enforce(
+            self.strict,
+            SchedulerStepError,
+            f"trainer.lr_scheduler_configs was changed during the fit (replaced: {', '.join(gone) or 'none'}; "
+            f"added: {', '.join(new) or 'none'}), most likely by a callback. Strategy 'wse' steps the "
+            f"schedulers from configure_optimizers once per optimizer step inside the step and cannot take "
+            f"over schedulers swapped in later. Put every phase of the schedule in configure_optimizers (e.g. "
+            f"SequentialLR), or pass WSEStrategy(strict='warn') to leave the new schedulers to Lightning.",
+        )
+        # strict="warn"/"off": the replaced schedulers stop; the new ones step as Lightning would step them.
+        self._scheduler_steps.keep_only(c.scheduler for c in configs)
 
     def _attach_device(self, trainer: "pl.Trainer") -> None:
         """Create this fit's device (after the optimizers' state exists) and hand it the steps."""
@@ -160,7 +240,7 @@ class WSEStrategy(DDPStrategy):
         if options.check != "off" or options.fast:
             self._schedules = schedule_in_graph(steps.schedulers, self.root_device)
         else:
-            self._schedules = ([], [type(scheduler).__name__ for scheduler in steps.schedulers])
+            self._schedules = ([], [])
         self._device = device = Device(
             module,
             self.optimizers,
@@ -168,18 +248,49 @@ class WSEStrategy(DDPStrategy):
             check=options.check,
             verify_steps=options.verify_steps,
             verify_every=options.verify_every,
-            capture_step=DDP_CAPTURE_STEP if self.is_multiprocess else 1,
+            capture_step=self._capture_step,
             compile=options.compile,
             compile_backend=options.compile_backend,
             replay=options.replay,
             host_code=LIGHTNING_HOST_CODE + (DDP_HOST_CODE if self.is_multiprocess else ()),
         )
+        self._setup_findings = []
+        self._report_host_side_schedules(device)
         fast = None
         if options.fast:
             (optimizer,) = self.optimizers
             fast = FastStep(device, module, optimizer, steps, options.compile, options.replay == "cuda_graph")
-        self._on_device = StepOnDevice(device, steps, fast)
-        self._undo_scheduling = take_over_scheduler_steps(trainer)
+        self._on_device = StepOnDevice(device, steps, fast, trainer)
+        self._undo_scheduling = take_over_scheduler_steps(trainer, self._steps_itself)
+
+    @property
+    def _capture_step(self) -> int:
+        return DDP_CAPTURE_STEP if self.is_multiprocess else 1
+
+    def _steps_itself(self, scheduler) -> bool:
+        return any(scheduler is owned for owned in self._scheduler_steps.schedulers)
+
+    def _report_host_side_schedules(self, device: Device) -> None:
+        """A scheduler that writes Python numbers breaks the contract at every step: say so now.
+
+        Whether the verified steps happen to see its value change (a ``StepLR`` with a
+        long period does not) is chance; what it is known at setup.
+        """
+        host_side = self._schedules[1]
+        if self.device_options.check == "off" or not host_side:
+            return
+        messages = [
+            host_side_message(scheduler, describe_optimizer(scheduler.optimizer, self.optimizers))
+            for scheduler in host_side
+        ]
+        location = user_location()
+        error = HostHyperparameterError(
+            "\n".join(messages) + f"\n  found at setup, for {location}", step=0, location=location
+        )
+        self._setup_findings.append(error.kind)
+        if self.device_options.check == "strict":
+            raise error
+        device.warn_once(error.kind, StaticGraphWarning(error))
 
     def _check_fast_path_applies(self) -> None:
         """``compile``/``replay`` build the step of automatic optimization in one process."""
@@ -208,6 +319,7 @@ class WSEStrategy(DDPStrategy):
         # After the callbacks' and the module's hooks: the batch the step will see.
         super().on_train_batch_start(batch, batch_idx)
         if self._on_device is not None:
+            self._check_scheduler_configs()
             self._on_device.batch_started(batch)
 
     def optimizer_step(
@@ -251,7 +363,8 @@ class WSEStrategy(DDPStrategy):
             return super().training_step(*args, **kwargs)
         if not self.lightning_module.automatic_optimization:
             # Manual optimization: training_step runs the whole step, optimizer steps included.
-            return on_device.run_training_step(functools.partial(super().training_step, *args, **kwargs))
+            with self._scheduler_steps.guarded():
+                return on_device.run_training_step(functools.partial(super().training_step, *args, **kwargs))
         fast_training_step = on_device.fast_training_step
         if fast_training_step is not None:  # a verified step, compiled
             with self.precision_plugin.train_step_context():
@@ -265,20 +378,56 @@ class WSEStrategy(DDPStrategy):
 
     def on_train_end(self) -> None:
         super().on_train_end()
+        if self._on_device is not None:
+            self._on_device.abort()  # an update left unfinished (a callback stopped the fit mid-way)
         if self._device is not None:
-            rank_zero_info(self._device.report().format())
+            rank_zero_debug(self._device.report().format())
+            rank_zero_info(self.end_line())
+
+    def save_checkpoint(self, checkpoint: dict, filepath, storage_options: Optional[Any] = None) -> None:
+        # The values the strategy turned into tensors are written as the floats they stand for,
+        # so a checkpoint is the same whatever `check` was.
+        host_values_in_checkpoint(checkpoint, self._schedules[0], self.lr_scheduler_configs)
+        super().save_checkpoint(checkpoint, filepath, storage_options=storage_options)
 
     def teardown(self) -> None:
         if self._undo_scheduling is not None:
             self._undo_scheduling()
             self._undo_scheduling = None
+        # The param groups get back the Python floats the user put there.
+        switch_back_to_host_values(self._schedules[0])
         self._on_device = None  # the device (and its report) stays reachable as `self.device`
         super().teardown()
 
     # -- what it says about itself -----------------------------------------------------
 
+    def start_line(self) -> str:
+        """The one line logged when a fit starts: where it runs and which steps are checked."""
+        processes = self.num_nodes * self.num_processes
+        where = f"{processes} processes (DDP, {self._get_process_group_backend()})" if processes > 1 else "1 process"
+        return f"wse: {where} on {self.root_device}; {self.device_options.describe_checks(self._capture_step)}."
+
+    def end_line(self) -> str:
+        """The one line logged when a fit ends: steps, checks and violations, in a few words."""
+        device = self._device
+        summary = getattr(device, "summary", None)
+        if callable(summary):
+            line = summary()
+        else:
+            report = device.report()
+            if report.check == "off":
+                line = f"{report.steps} steps, none checked (check='off')"
+            else:
+                at = f"step {report.captured_step}" if report.captured_step is not None else "no step"
+                violations = report.total_violations
+                said = f"{violations} violation(s), see strategy.device.report()" if violations else "no violations"
+                line = f"{report.steps} steps, {at} captured and {report.steps_verified} verified: {said}"
+        if self._setup_findings:
+            line += f"; found at setup: {', '.join(self._setup_findings)}"
+        return line if line.startswith("wse") else f"wse: {line}."
+
     def describe(self) -> str:
-        """One line on what the strategy runs on and what it enforces."""
+        """What the strategy runs on and what it enforces, in full (logged at DEBUG level)."""
         processes = self.num_nodes * self.num_processes
         where = f"{processes} processes (DDP, {self._get_process_group_backend()})" if processes > 1 else "1 process"
         optimizers = "; ".join(self._optimizer_setup) or "none"
@@ -303,13 +452,13 @@ class WSEStrategy(DDPStrategy):
             after = " and ".join(parts)
         else:
             after = "eagerly, with nothing installed"
-        in_graph, host_side = self._schedules
-        schedules = f"in-graph schedules (tensor values): {', '.join(in_graph) or 'none'}"
+        switched, host_side = self._schedules
+        schedules = f"schedules switched to tensor values: {_names(switched) or 'none'}"
         if host_side:
-            schedules += f"; host-side: {', '.join(host_side)}"
+            schedules += f"; host-side: {_names(host_side)}"
         return (
-            f"Static-graph device attached: {options.describe_checks()}; unchecked steps run {after}; "
-            f"{schedules}."
+            f"Static-graph device attached: {options.describe_checks(self._capture_step)}; unchecked steps run "
+            f"{after}; {schedules}."
         )
 
     def __repr__(self) -> str:

@@ -330,6 +330,18 @@ class Scheduler(torch.optim.lr_scheduler.LRScheduler, ABC):
     def uses_tensor_values(self) -> bool:
         return self._step_tensor is not None
 
+    def disable_tensor_values(self) -> "Scheduler":
+        """Write Python floats again, from now on (undoes ``enable_tensor_values``).
+
+        The value at the current step is written into the targeted groups as a float,
+        exactly as host stepping would have written it; the step count is kept.
+        """
+        if self._step_tensor is not None:
+            self._step_tensor = None
+            self._value_tensors = None
+            self.update_last_value()
+        return self
+
     # -- state ------------------------------------------------------------------------
 
     def _hyperparameter_names(self) -> List[str]:

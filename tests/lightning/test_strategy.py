@@ -7,6 +7,7 @@ from torch.utils.data import RandomSampler
 
 import wse
 import wse.optim
+from wse.device import StaticGraphWarning
 from wse.lightning import LazyOptimizerStateError, WSEStrategy, WSEStrategyWarning
 from wse.optim.lr_scheduler import LinearLR
 
@@ -71,25 +72,28 @@ def test_repr_and_startup_line_say_what_is_enforced():
     )
     with rank_zero_lines() as lines:
         L.Trainer(strategy=strategy, max_steps=1, **QUIET).fit(TinyModel(), loader())
-    (line,) = [line for line in lines if line.startswith("WSEStrategy(")]
-    assert "1 process" in line and "SGD: torch layout" in line
+    # One short line at the start; the full description is at DEBUG level and in describe().
+    assert [line for line in lines if line.startswith("wse:")][0] == "wse: 1 process on cpu; check='off': no step is checked."
+    line = strategy.describe()
+    assert line.startswith("WSEStrategy(strict='warn', check='off'") and "1 process" in line and "SGD: torch layout" in line
     assert "once per optimizer step, inside it" in line and "broken rules warn" in line
     assert "Static-graph device attached: check='off': no step is checked" in line
     assert "unchecked steps run compiled (inductor)" in line
 
 
-def test_the_startup_line_names_the_checks_and_the_schedules_in_the_graph():
+def test_the_full_description_names_the_checks_and_the_schedules_in_the_graph():
     def configure(module):
         optimizer = torch.optim.SGD(module.parameters(), lr=0.1)
         return [optimizer], [LinearLR(optimizer, 0.1, 0.0, 10), torch.optim.lr_scheduler.StepLR(optimizer, 5)]
 
-    with rank_zero_lines() as lines, pytest.warns(WSEStrategyWarning):
+    with rank_zero_lines() as lines, pytest.warns(StaticGraphWarning, match="torch.optim.lr_scheduler.StepLR"):
         strategy = WSEStrategy(check="warn", verify_steps=2, verify_every=50)
         L.Trainer(strategy=strategy, max_steps=1, **QUIET).fit(TinyModel(configure), loader())
-    (line,) = [line for line in lines if line.startswith("WSEStrategy(")]
-    assert "check='warn': step 1 captured, steps 2-3 verified, then every 50 steps; violations warn once" in line
+    start = "wse: 1 process on cpu; check='warn': step 1 captured, steps 2-3 verified, then every 50 steps; violations warn once per kind."
+    assert start in lines
+    line = strategy.describe()
     assert "unchecked steps run eagerly, with nothing installed" in line
-    assert "in-graph schedules (tensor values): LinearLR; host-side: StepLR" in line
+    assert "schedules switched to tensor values: LinearLR; host-side: StepLR" in line
 
 
 @pytest.mark.parametrize(
