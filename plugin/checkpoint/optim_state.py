@@ -50,7 +50,7 @@ _STEP_TENSOR = {"AdamW", "Adam", "Adafactor", "RMSprop", "NAdam", "RAdam", "Adag
 LEGACY_ADAMW = {"eps": "sqrt_v", "weight_decay": "after_update"}
 TRANSFORMERS_ADAFACTOR = {"definition": "transformers"}
 
-_LAYOUTS = ("torch", "transformers")
+_LAYOUTS = ("torch", "transformers", "cerebras")
 
 
 def recognise(param_groups: Sequence[Mapping[str, Any]], state: Mapping[Any, Mapping[str, Any]],
@@ -119,6 +119,14 @@ def to_hub(state_dict: Mapping[str, Any], group_names: Sequence[Sequence[str]], 
         raise CheckpointError(f"{where}: not an optimizer state_dict (expected 'state' and 'param_groups')")
     if len(groups) != len(group_names):
         raise CheckpointError(f"{where}: {len(groups)} param groups, but the names were given for {len(group_names)}")
+    from .formats import cerebras as cerebras_format
+
+    if cerebras_format.is_cerebras_layout(groups, positional):  # saved by wse.optim / cerebras.pytorch.optim
+        opt = cerebras_format.optimizer_to_hub(state_dict, [name for names in group_names for name in names],
+                                               where=where, algorithm=algorithm)
+        if shapes is not None:
+            check_shapes(opt, shapes, where)
+        return opt
     algorithm = algorithm or recognise(groups, positional, where)
     index_to_name: Dict[Any, str] = {}
     hub_groups = []
@@ -264,6 +272,10 @@ def from_hub(opt: OptimizerState, *, where: str, layout: str = "torch", approxim
     """
     if layout not in _LAYOUTS:
         raise CheckpointError(f"unknown optimizer layout {layout!r}; choose one of {', '.join(_LAYOUTS)}")
+    if layout == "cerebras":  # what wse.optim and cerebras.pytorch.optim optimizers load as their own
+        from .formats.cerebras import optimizer_state_dict
+
+        return optimizer_state_dict(opt, where=where, approximate=approximate)
     if layout == "transformers" and opt.algorithm not in ("AdamW", "Adafactor"):
         raise CheckpointError(f"{where}: transformers has no {opt.algorithm} optimizer; write it with layout='torch'")
     groups = []

@@ -419,3 +419,74 @@ def test_param_names_name_the_positions(tmp_path):
     checkpoint = C.load(FIXTURES / "adamw.mdl", param_names=right)
     assert "notes" not in checkpoint.metadata
     assert checkpoint.optimizers[0].param_names == right[0] + right[1]
+
+
+# -- Lightning: resume a cerebras-pytorch run with Trainer.fit(ckpt_path=...), and back --------
+
+
+class _Batches(torch.utils.data.Dataset):
+    def __init__(self, first: int, count: int):
+        self.steps = list(range(first, first + count))
+
+    def __len__(self):
+        return len(self.steps)
+
+    def __getitem__(self, index):
+        return batch(self.steps[index])
+
+
+def _lightning_module(kind: str):
+    import lightning as L
+
+    class Module(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = Net()
+            self.losses = []
+
+        def training_step(self, pair, _):
+            x, y = (t.squeeze(0) for t in pair)
+            loss = torch.nn.functional.mse_loss(self.net(x), y)
+            self.losses.append(loss.item())
+            return loss
+
+        def configure_optimizers(self):
+            optimizer, schedulers = optimizer_and_schedulers(kind, self.net)
+            return {"optimizer": optimizer,
+                    "lr_scheduler": {"scheduler": schedulers[0], "interval": "step"}}
+
+    return Module()
+
+
+@pytest.mark.slow
+def test_lightning_resumes_the_cerebras_run_and_its_checkpoint_goes_back(tmp_path):
+    import lightning as L
+
+    ckpt = tmp_path / "resume.ckpt"
+    # the target optimizer is wse.optim's AdamW: its state is the Cerebras layout, so nothing is approximated
+    C.convert(FIXTURES / "adamw.mdl", ckpt, to="lightning", optimizer_layout="cerebras", prefix="net.")
+    module = _lightning_module("adamw")
+    data = torch.utils.data.DataLoader(_Batches(N, K), batch_size=1)
+    trainer = L.Trainer(max_steps=N + K, accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, enable_checkpointing=False)
+    trainer.fit(module, data, ckpt_path=ckpt)
+    assert trainer.global_step == N + K
+    assert_matches_source("adamw", module.net, module.losses)
+
+    # back: Lightning's own checkpoint of the continued run, as a Cerebras .mdl
+    done = tmp_path / "done.ckpt"
+    trainer.save_checkpoint(done)
+    mdl = tmp_path / "done.mdl"
+    groups = [["fc1.weight", "fc2.weight"], ["fc1.bias", "norm.weight", "norm.bias", "fc2.bias"]]
+    C.convert(done, mdl, to="cerebras", param_names=groups, strip_prefix="net.")
+    back = C.load(mdl)
+    assert back.step == N + K and back.schedulers[0]["last_epoch"] == N + K
+    with h5py.File(mdl, "r") as handle:
+        assert set(handle.attrs) >= {"__spec__", "__version__", "__cstorch_version__", "__SUCCESS__"}
+        for name, p in module.net.named_parameters():
+            assert torch.equal(torch.from_numpy(handle[f"model.{name}"][()]), p.detach())
+        # the powers of step N+K+1, rounded as Cerebras' float32 product reaches them
+        power = torch.tensor(0.9, dtype=torch.float32)
+        for _ in range(N + K):
+            power = power * 0.9
+        assert handle["optimizer.state.0.beta1_power"][()] == power.item()

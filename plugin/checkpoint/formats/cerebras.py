@@ -41,7 +41,7 @@ from ..hub import Checkpoint, CheckpointError, LazyStateDict, OptimizerState, te
 from ..names import names_from_module
 from ..optim_state import TRANSFORMERS_ADAFACTOR
 
-__all__ = ["sniff", "read", "write"]
+__all__ = ["sniff", "read", "write", "optimizer_to_hub", "optimizer_state_dict", "is_cerebras_layout"]
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +153,32 @@ def read(path: str, model_only: bool = False, param_names: Optional[Sequence[str
     if checkpoint.step is None:
         checkpoint.step = _step_from_state(checkpoint)
     return checkpoint
+
+
+def optimizer_to_hub(state_dict: Mapping[str, Any], names: Sequence[str], *, where: str,
+                     algorithm: Optional[str] = None, global_step: Optional[int] = None) -> OptimizerState:
+    """Name and translate an optimizer ``state_dict()`` in the Cerebras layout (``wse.optim`` or
+    ``cerebras.pytorch.optim``), wherever it was saved; ``names`` are the parameters in optimizer order."""
+    _check_optimizer_dict(state_dict, where)
+    positions = [index for group in state_dict["param_groups"] for index in group["params"]]
+    if len(positions) != len(names):
+        raise CheckpointError(f"{where}: the optimizer holds {len(positions)} parameters, {len(names)} names were "
+                              f"given; pass the parameter names in optimizer order (param_names=...)")
+    return _optimizer_to_hub(dict(state_dict), list(names), algorithm, global_step, where)
+
+
+def is_cerebras_layout(param_groups: Sequence[Mapping[str, Any]], state: Mapping[Any, Mapping[str, Any]]) -> bool:
+    """Whether an optimizer state is in the Cerebras layout (its Adam keeps beta powers, not a step)."""
+    keys = set().union(*(group.keys() for group in param_groups)) if param_groups else set()
+    return {"l2_regularization_rate", "correct_bias"} <= keys or any("beta1_power" in entry for entry in state.values())
+
+
+def optimizer_state_dict(opt: OptimizerState, model: Optional[Mapping[str, torch.Tensor]] = None, *, where: str,
+                         approximate: bool = False) -> Dict[str, Any]:
+    """The hub's optimizer state as a positional ``state_dict()`` in the Cerebras layout, the one
+    ``wse.optim`` and ``cerebras.pytorch.optim`` optimizers load as their own. Without ``model``,
+    parameters that had no state yet are left out (the optimizer allocated theirs already)."""
+    return _optimizer_from_hub(opt, model, None, approximate, where)
 
 
 def _leaf_paths(reader: "_h5.MdlReader", top: Optional[str]):
@@ -567,16 +593,25 @@ def _optimizer_from_hub(hub: OptimizerState, model: Mapping[str, torch.Tensor], 
     for group in hub.param_groups:
         for name in group["params"]:
             saved = dict(hub.state.get(name, {}))
-            state[position[name]] = _param_state_to_cerebras(algorithm, saved, group, name, model, global_step,
-                                                             f"{where}, parameter {name!r}")
+            try:
+                state[position[name]] = _param_state_to_cerebras(algorithm, saved, group, name, model, global_step,
+                                                                 f"{where}, parameter {name!r}")
+            except _NoState:
+                continue
     return {"state": state, "param_groups": groups}
 
 
-def _zeros(model: Mapping[str, torch.Tensor], name: str, where: str) -> torch.Tensor:
+def _zeros(model: Optional[Mapping[str, torch.Tensor]], name: str, where: str) -> torch.Tensor:
+    if model is None:
+        raise _NoState
     if name not in model:
         raise CheckpointError(f"{where}: has no state and is not in the model, so its zero state cannot be made")
     dtype, shape = tensor_info(model, name)
     return torch.zeros(shape, dtype=torch.float32 if dtype != torch.float64 else dtype)
+
+
+class _NoState(Exception):
+    """A parameter without state, where no model tells its shape: it is left out."""
 
 
 def _param_state_to_cerebras(algorithm: str, state: dict, group: dict, name: str, model, global_step, where) -> dict:
