@@ -49,25 +49,46 @@ def name_optimizer(state_dict: Mapping[str, Any], model: Mapping[str, torch.Tens
     else:
         flat = [str(name) for name in param_names]
         origin = "param_names"
-    if grouping == "hf-trainer" and len(sizes) == 2:
-        group_names = N.hf_trainer_groups(flat, layernorm_params, shapes if layernorm_params is None else None)
+    if sum(sizes) != len(flat):
+        raise CheckpointError(
+            f"{where}: the optimizer holds {sum(sizes)} parameters but {origin} lists {len(flat)}; pass the "
+            "parameter names in the order the optimizer was built with (param_names=[...], --param-names FILE)"
+        )
+    if len(sizes) == 1:
+        return to_hub(state_dict, [flat], where=where, algorithm=algorithm, shapes=shapes)
+    # Several groups: which names went where is not stored. Try the usual ways of grouping, in
+    # order, and keep the first whose group sizes and state shapes fit.
+    splits = []
+    if grouping == "hf-trainer":
+        splits.append(("Trainer's decay / no-decay split", N.hf_trainer_groups(
+            flat, layernorm_params, shapes if layernorm_params is None else None)))
+    splits.append(("consecutive groups", _consecutive(flat, sizes)))
+    if len(sizes) == 2:
+        splits.append(("Trainer's decay / no-decay split", N.hf_trainer_groups(flat, None, shapes)))
+        splits.append(("matrices / vectors", [[n for n in flat if len(shapes[n]) >= 2], [n for n in flat if len(shapes[n]) < 2]]))
+    tried = []
+    for label, group_names in splits:
         if [len(names) for names in group_names] != sizes:
-            raise CheckpointError(
-                f"{where}: Trainer's decay/no-decay split of {origin} gives groups of "
-                f"{[len(n) for n in group_names]} parameters, the optimizer holds {sizes}; pass param_names as "
-                "[[decay names...], [no-decay names...]]"
-            )
-    else:
-        if sum(sizes) != len(flat):
-            raise CheckpointError(
-                f"{where}: the optimizer holds {sum(sizes)} parameters but {origin} lists {len(flat)}; pass the "
-                "parameter names in the order the optimizer was built with (param_names=[...], --param-names FILE)"
-            )
-        group_names, start = [], 0
-        for size in sizes:
-            group_names.append(flat[start:start + size])
-            start += size
-    return to_hub(state_dict, group_names, where=where, algorithm=algorithm, shapes=shapes)
+            tried.append(f"{label} gives {[len(names) for names in group_names]} parameters per group")
+            continue
+        try:
+            return to_hub(state_dict, group_names, where=where, algorithm=algorithm, shapes=shapes)
+        except CheckpointError as error:
+            if "shape" not in str(error):
+                raise
+            tried.append(f"{label} misplaces state ({str(error).split(': ', 2)[-1].split(':')[0]})")
+    raise CheckpointError(
+        f"{where}: cannot tell which parameters the optimizer's {len(sizes)} param groups (of {sizes}) hold: "
+        + "; ".join(tried) + ". Pass param_names as one list of names per group"
+    )
+
+
+def _consecutive(flat: Sequence[str], sizes: Sequence[int]) -> List[List[str]]:
+    groups, start = [], 0
+    for size in sizes:
+        groups.append(list(flat[start:start + size]))
+        start += size
+    return groups
 
 
 def model_param_order(checkpoint: Checkpoint, opt: OptimizerState) -> List[str]:

@@ -72,7 +72,10 @@ def read(path: str, *, unsafe: bool = False, model_only: bool = False, param_nam
 
 
 def write(checkpoint: Checkpoint, path: str, *, overwrite: bool = False, config: Any = None,
-          optimizer_layout: str = "torch", approximate: bool = False, progress: bool = True, **_: Any) -> None:
+          optimizer_layout: str = "torch", approximate: bool = False, progress: bool = True,
+          trainer_state: Optional[Dict[str, Any]] = None, **_: Any) -> None:
+    """``trainer_state`` overrides entries of ``trainer_state.json`` (``train_batch_size``,
+    ``logging_steps``, ``save_steps``...: Trainer warns when they differ from its arguments)."""
     config_dict = hf.config_for(checkpoint, config, path)
     optimizers, schedulers = optimizer_for_target(checkpoint, where=path, param_groups="hf-trainer",
                                                   layout=optimizer_layout, approximate=approximate)
@@ -91,13 +94,13 @@ def write(checkpoint: Checkpoint, path: str, *, overwrite: bool = False, config:
         if optimizers:
             torch.save(optimizers[0], os.path.join(folder, OPTIMIZER))
             torch.save(schedulers[0], os.path.join(folder, SCHEDULER))
-        _io.write_json(trainer_state(checkpoint), os.path.join(folder, TRAINER_STATE))
+        _io.write_json(_trainer_state(checkpoint, trainer_state or {}), os.path.join(folder, TRAINER_STATE))
         rng = rng_state(checkpoint.rng)
         if rng is not None:
             torch.save(rng, os.path.join(folder, RNG))
 
 
-def trainer_state(checkpoint: Checkpoint) -> Dict[str, Any]:
+def _trainer_state(checkpoint: Checkpoint, overrides: Dict[str, Any]) -> Dict[str, Any]:
     """``trainer_state.json``: the source's when it was a Trainer's, with the step it resumes at."""
     previous = dict(checkpoint.metadata.get("trainer_state") or {}) if checkpoint.metadata.get("format") == "hf-trainer" else {}
     step = int(checkpoint.step or 0)
@@ -107,10 +110,14 @@ def trainer_state(checkpoint: Checkpoint) -> Dict[str, Any]:
         "epoch": float(epoch) if isinstance(epoch, (int, float)) else 0.0,
         "eval_steps": 500, "global_step": step, "is_hyper_param_search": False, "is_local_process_zero": True,
         "is_world_process_zero": True, "log_history": [], "logging_steps": 500, "max_steps": step,
-        "num_input_tokens_seen": 0, "num_train_epochs": 0, "save_steps": 500, "stateful_callbacks": {},
-        "total_flos": 0, "train_batch_size": None, "trial_name": None, "trial_params": None,
+        "num_input_tokens_seen": 0, "num_train_epochs": 0, "save_steps": 500,
+        "stateful_callbacks": {"TrainerControl": {"args": {
+            "should_epoch_stop": False, "should_evaluate": False, "should_log": False, "should_save": True,
+            "should_training_stop": False}, "attributes": {}}},
+        "total_flos": 0, "train_batch_size": 1, "trial_name": None, "trial_params": None,
     }
     state.update(previous)
+    state.update(overrides)
     state["global_step"] = step
     state["best_model_checkpoint"] = None  # an absolute path of the source's machine
     return state

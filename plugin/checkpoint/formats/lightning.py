@@ -38,7 +38,13 @@ def sniff(path: str) -> bool:
 
 def read(path: str, *, unsafe: bool = False, model_only: bool = False, param_names: Any = None,
          algorithm: Optional[str] = None, strip_prefix: Optional[str] = None, **_: Any) -> Checkpoint:
-    obj = _io.torch_load(path, unsafe=unsafe)
+    return from_dict(_io.torch_load(path, unsafe=unsafe), path, model_only=model_only, param_names=param_names,
+                     algorithm=algorithm, strip_prefix=strip_prefix)
+
+
+def from_dict(obj: Mapping, path: str, *, model_only: bool = False, param_names: Any = None,
+              algorithm: Optional[str] = None, strip_prefix: Optional[str] = None) -> Checkpoint:
+    """The hub form of a Lightning checkpoint dict (as ``on_save_checkpoint`` sees it)."""
     if not isinstance(obj, Mapping) or "state_dict" not in obj:
         raise CheckpointError(f"{path}: not a Lightning checkpoint (no 'state_dict')")
     state_dict = obj["state_dict"]
@@ -59,10 +65,19 @@ def read(path: str, *, unsafe: bool = False, model_only: bool = False, param_nam
     if model_only:
         return checkpoint
     for number, state in enumerate(obj.get("optimizer_states") or []):
+        names = param_names[number] if _per_optimizer(param_names) else param_names
         checkpoint.optimizers.append(name_optimizer(
-            state, model, where=f"{path} [optimizer_states][{number}]", param_names=param_names, algorithm=algorithm))
+            state, model, where=f"{path} [optimizer_states][{number}]", param_names=names, algorithm=algorithm))
     checkpoint.schedulers = [dict(s) for s in obj.get("lr_schedulers") or []]
     return checkpoint
+
+
+def _per_optimizer(param_names: Any) -> bool:
+    """Whether ``param_names`` lists, per optimizer, per group, the names (three levels)."""
+    try:
+        return isinstance(param_names[0][0], (list, tuple))
+    except (TypeError, IndexError, KeyError):
+        return False
 
 
 def _epochs_done(obj: Mapping) -> Optional[float]:
