@@ -39,5 +39,7 @@ def asgd(
     torch._foreach_add_(params, torch._foreach_mul(grads, per_tensor(-eta)))
     # lerp with weight 1 returns the end point exactly: the average is the parameter while mu == 1.
     torch._foreach_lerp_(axs, params, list(per_tensor(mu)))
-    eta.copy_(lr / (step * (lambd * lr)).add_(1).pow_(alpha))
+    # reciprocal, then times lr: what `number / tensor` computes, written out so that a tensor lr
+    # (whose `/` would be a true division) gives the same numbers.
+    eta.copy_((step * (lambd * lr)).add_(1).pow_(alpha).reciprocal_().mul_(lr))
     mu.copy_((step - t0).clamp_(min=1).reciprocal_())
