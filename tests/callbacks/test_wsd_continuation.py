@@ -5,12 +5,10 @@ import lightning as L
 import pytest
 import torch
 
-import wse.schedules as S
 from wse.callbacks import WSDCheckpointCallback
 from wse.compat.megatron import OptimizerParamScheduler
-from wse.optim.lr_scheduler import LRScheduler
 
-from ..wsd.helpers import BASE_LR, WSDModel, files_in, fit, pa_update_lrs, pa_wsd, wsd_value
+from ..wsd.helpers import BASE_LR, WarmupStableDecayLR, WSDModel, files_in, fit, pa_update_lrs, pa_wsd, wsd_value
 
 
 class StartState(L.Callback):
@@ -176,16 +174,6 @@ def test_megatron_wsd(tmp_path):
     assert model.lrs == pytest.approx([megatron_value(n - 1) for n in range(1, 41)], rel=1e-12, abs=1e-18)
     saved = torch.load(tmp_path / "ckpt" / "checkpoint_40_wsd_post_decay.pt", weights_only=True)
     assert saved["scheduler_state_dict"]["num_steps"] == 40 and saved["decay_fraction"] == 0.2
-
-
-class WarmupStableDecayLR(LRScheduler):
-    """A wse.optim learning-rate scheduler bound to wse.schedules.WarmupStableDecay."""
-
-    def __init__(self, optimizer):
-        super().__init__(optimizer, total_iters=None)
-
-    def _build_schedule(self):
-        return S.WarmupStableDecay(BASE_LR, (20, 40), 0.2, 1e-3, "minus_sqrt", warmup_steps=4)
 
 
 def test_wse_warmup_stable_decay_bound_by_a_scheduler(tmp_path):

@@ -6,7 +6,9 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+import wse.schedules as S
 from wse.compat.pytorch_accelerated import WSDLrScheduler
+from wse.optim.lr_scheduler import LRScheduler
 
 QUIET = dict(
     accelerator="cpu",
@@ -34,6 +36,16 @@ def loader(samples: int = 32, batch_size: int = 8, shuffle: bool = True, **kwarg
 def pa_wsd(optimizer, total_steps=40, num_checkpoints=2, decay_phase_ratio=0.2, num_warmup_steps=4, **kwargs):
     return WSDLrScheduler(optimizer, total_steps=total_steps, num_warmup_steps=num_warmup_steps,
                           decay_phase_ratio=decay_phase_ratio, num_checkpoints=num_checkpoints, **kwargs)
+
+
+class WarmupStableDecayLR(LRScheduler):
+    """A wse.optim learning-rate scheduler bound to wse.schedules.WarmupStableDecay (checkpoints 20, 40)."""
+
+    def __init__(self, optimizer):
+        super().__init__(optimizer, total_iters=None)
+
+    def _build_schedule(self):
+        return S.WarmupStableDecay(BASE_LR, (20, 40), 0.2, 1e-3, "minus_sqrt", warmup_steps=4)
 
 
 class WSDModel(L.LightningModule):
