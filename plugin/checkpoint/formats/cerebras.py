@@ -27,23 +27,20 @@ order; buffers and tied copies are skipped by shape), or from ``param_names=``.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
-import logging
 import math
 import os
-from collections import OrderedDict
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
-from .. import _h5
+from .. import _h5, _io
 from ..hub import Checkpoint, CheckpointError, LazyStateDict, OptimizerState, tensor_info
 from ..names import names_from_module
 from ..optim_state import TRANSFORMERS_ADAFACTOR
 
 __all__ = ["sniff", "read", "write", "optimizer_to_hub", "optimizer_state_dict", "is_cerebras_layout"]
-
-log = logging.getLogger(__name__)
 
 #: top-level keys of the two layouts cstorch users save
 _LAYOUT_KEYS = ("model", "optimizer", "lr_scheduler", "schedulers", "global_step")
@@ -465,7 +462,7 @@ class _Streamed(Mapping):
 
 
 def write(checkpoint: Checkpoint, path: str, model_only: bool = False, overwrite: bool = False,
-          approximate: bool = False, progress: Any = None, **_: Any) -> None:
+          approximate: bool = False, progress: bool = True, **_: Any) -> None:
     """Write ``checkpoint`` as cstorch.save writes a training state (``cstorch.load`` reads it).
 
     Args:
@@ -475,7 +472,7 @@ def write(checkpoint: Checkpoint, path: str, model_only: bool = False, overwrite
             decays weights after the update (legacy transformers AdamW); Cerebras' Adam does
             neither, so the resumed run differs slightly (by eps*(1-sqrt(1-beta2**t)) in the
             denominator; by lr**2*wd times the update).
-        progress: a callable taking each written key (a progress bar's update).
+        progress: show a progress bar (in bytes) while a large model is written.
     """
     if os.path.exists(path) and not overwrite:
         raise CheckpointError(f"{path} exists; cstorch.save refuses to overwrite a checkpoint. Remove it, choose "
@@ -485,7 +482,8 @@ def write(checkpoint: Checkpoint, path: str, model_only: bool = False, overwrite
     bare = not (checkpoint.optimizers or checkpoint.schedulers or checkpoint.step is not None)
     if metadata.get("cerebras_layout") == "state_dict" and bare:
         # it came as a bare state dict: cstorch.save(model.state_dict(), path)
-        _h5.write_tree(_Streamed(checkpoint.model, prefix), path, progress=progress)
+        with _progress(checkpoint.model, prefix, path, progress) as update:
+            _h5.write_tree(_Streamed(checkpoint.model, prefix), path, progress=update)
         return
     tree: Dict[str, Any] = {"model": _Streamed(checkpoint.model, prefix)}
     if not model_only:
@@ -507,7 +505,25 @@ def write(checkpoint: Checkpoint, path: str, model_only: bool = False, overwrite
             tree["global_step"] = int(checkpoint.step)
         for key, value in (metadata.get("cerebras_extra") or {}).items():
             tree.setdefault(key, value)
-    _h5.write_tree(tree, path, progress=progress)
+    with _progress(checkpoint.model, "model." + prefix, path, progress) as update:
+        _h5.write_tree(tree, path, progress=update)
+
+
+@contextlib.contextmanager
+def _progress(model: Mapping[str, torch.Tensor], prefix: str, path: str, enabled: bool):
+    """A tqdm bar over the model's bytes for a large model (tqdm hides itself off a terminal);
+    yields the function the writer calls with each key it has written."""
+    size = _io.total_bytes(model) if enabled else 0
+    if size < _io.PROGRESS_BYTES:
+        yield None
+        return
+    from tqdm.auto import tqdm
+
+    sizes = {prefix + name: _io._element_size(dtype) * _io._numel(shape)
+             for name, (dtype, shape) in ((name, tensor_info(model, name)) for name in model)}
+    with tqdm(total=size, unit="B", unit_scale=True, desc=f"writing {os.path.basename(path)}", disable=None,
+              leave=False) as bar:
+        yield lambda key: bar.update(sizes.get(key, 0))
 
 
 def _drop_torch_flags(group: dict, algorithm: str, where: str) -> None:
