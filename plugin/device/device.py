@@ -226,6 +226,7 @@ class Device:
         self.cuda_graph_warmup = cuda_graph_warmup
         self._host_code = _resolve_code("host_code", host_code)
         self._allowed_reads = _resolve_code("allow_host_reads_in", allow_host_reads_in) + self._host_code
+        self._allowed_names = _short_names(allow_host_reads_in) + _short_names(host_code)
         if replay == "cuda_graph":
             self._require_cuda()
 
@@ -241,6 +242,7 @@ class Device:
         self._violations: Counter = Counter()
         self._warned: set = set()
         self._verified = 0
+        self._inputs_compared = 0
         self._capture_seconds: Optional[float] = None
         self._closures: list = []
         self._compiled: List[CompiledStep] = []
@@ -328,6 +330,7 @@ class Device:
         number = self._completed + 1
         if not self._is_checked(number):
             if self.check != "off" and self._inputs is not None:
+                self._inputs_compared += 1
                 self._check_inputs(number, inputs, named_inputs)
             self._in_step = True
             return False
@@ -693,7 +696,10 @@ class Device:
     # -- the report -------------------------------------------------------------------------
 
     def report(self) -> DeviceReport:
-        """The graph size, memory, capture and compile cost, steps verified and violations."""
+        """What was captured, verified and not checked; the graph, memory, cost and violations.
+
+        ``report().format()`` is the full account (a few lines); ``summary()`` is one line.
+        """
         compiled = [c for c in self._compiled if c.compile_seconds is not None]
         parts = []
         if self.compile:
@@ -715,7 +721,21 @@ class Device:
             compile_seconds=sum(c.compile_seconds for c in compiled) if compiled else None,
             compiled_graphs=sum(c.graphs for c in compiled) if compiled else None,
             recompilations=sum(c.recompilations for c in compiled),
+            capture_at=self.capture_step,
+            verify_every=self.verify_every,
+            steps_inputs_compared=self._inputs_compared,
+            reads_allowed_in=self._allowed_names,
         )
+
+    def summary(self) -> str:
+        """One line for the end of a run: the steps, what was checked, what was found.
+
+        ``"wse device: 8 steps, step 1 captured and 3 verified against it: no violations"``,
+        ``"wse device: 8 steps, checks off: nothing captured or verified"``, or the
+        violations by kind. No trailing period, so a caller may append to it. The detail
+        is in ``report().format()``.
+        """
+        return self.report().summary()
 
     def __repr__(self) -> str:
         return (
@@ -731,6 +751,13 @@ def _resolve_code(option: str, names: Iterable[str]) -> CodeScope:
     if missing:
         raise ValueError(f"Device: `{option}` names modules that are not installed: {list(missing)}.")
     return scope
+
+
+def _short_names(names: Iterable[str]) -> tuple:
+    """``"pkg.module:Class.method"`` as ``Class.method``, a module as its name, for the report."""
+    if isinstance(names, str):
+        names = (names,)
+    return tuple(name.partition(":")[2] or name for name in names)
 
 
 def _ignore(event) -> None:

@@ -56,3 +56,67 @@ def test_the_report_of_a_compiled_run_has_the_compile_cost():
     assert report.execution == "compiled"
     assert report.compile_seconds > 0 and report.compiled_graphs >= 1
     assert "compile:" in report.format()
+    assert report.summary() == "wse device: 4 steps, step 1 captured and 1 verified against it, then run compiled: no violations"
+
+
+def run(steps: int, **options):
+    tiny = Tiny(optimizer="adamw")
+    device = tiny.device(**options)
+    for x in batches(steps):
+        with device.step(x):
+            tiny.train_step(x)
+    return device
+
+
+def test_check_off_says_that_nothing_was_checked():
+    device = run(6, check="off")
+    report = device.report()
+    assert (report.steps, report.steps_checked, report.steps_inputs_compared) == (6, 0, 0)
+    assert device.summary() == "wse device: 6 steps, checks off: nothing captured or verified"
+    text = report.format()
+    assert "none checked (check='off')" in text.splitlines()[0]
+    assert "checked: nothing (check='off' installs nothing" in text
+    assert "violations: not looked for (check='off')" in text
+    assert "violations: none" not in text and "verified" not in text.splitlines()[0]
+
+
+def test_a_clean_checked_run_says_what_was_checked_and_what_was_not():
+    device = run(9, verify_steps=2)
+    report = device.report()
+    # step 1 captured, 2 and 3 verified, the inputs of 4..9 compared
+    assert (report.steps_checked, report.steps_unchecked, report.steps_inputs_compared) == (3, 6, 6)
+    assert device.summary() == "wse device: 9 steps, step 1 captured and 2 verified against it: no violations"
+    text = report.format()
+    assert "checked: step 1 captured; 2 later steps verified against it" in text
+    assert "the inputs of 6 other steps compared with the captured ones" in text
+    assert "not checked: the operations, host reads and optimizer state of the 6 steps neither captured nor verified" in text
+    assert "host reads in torch.optim (allowed)" in text
+    assert "violations: none in the 3 checked steps" in text
+
+
+def test_verify_every_is_counted_among_the_verified_steps():
+    report = run(8, verify_steps=1, verify_every=3).report()
+    assert (report.steps_verified, report.steps_inputs_compared) == (3, 4)  # 2, then 3 and 6
+    assert "those right after it, then every multiple of 3" in report.format()
+
+
+def test_a_run_that_ends_before_the_captured_step_says_nothing_was_verified():
+    device = run(1, capture_step=2)
+    assert device.summary() == "wse device: 1 step, none captured (the device captures step 2): nothing verified"
+    text = device.report().format()
+    assert "checked: nothing (the device captures step 2; the run had 1)" in text
+    assert "violations: none found, but no step was captured or verified" in text
+
+
+def test_the_summary_of_a_warned_run_counts_the_violations_by_kind():
+    tiny = Tiny(scheduler="torch")
+    device = tiny.device(check="warn")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for x in batches(3):
+            with device.step(x):
+                tiny.train_step(x).item()
+    assert device.summary() == (
+        "wse device: 3 steps, step 1 captured and 2 verified against it: "
+        "6 violations (host hyperparameter: 3, host sync: 3), warned once per kind"
+    )
