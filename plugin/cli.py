@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_schedule_command(commands)
+    from .checkpoint.commands import add_convert_command, add_inspect_command  # torch-free until run
+    add_convert_command(commands)
+    add_inspect_command(commands)
     return parser
 
 

@@ -49,6 +49,8 @@ def name_optimizer(state_dict: Mapping[str, Any], model: Mapping[str, torch.Tens
     else:
         flat = [str(name) for name in param_names]
         origin = "param_names"
+    if param_names is None and sum(sizes) != len(flat):
+        flat = N.equal_duplicates(model, flat)
     if sum(sizes) != len(flat):
         raise CheckpointError(
             f"{where}: the optimizer holds {sum(sizes)} parameters but {origin} lists {len(flat)}; pass the "
@@ -200,7 +202,9 @@ def _remap(model: Mapping[str, torch.Tensor], mapping: Mapping[str, Optional[str
     if isinstance(model, LazyStateDict):
         loaders = {new: (lambda old=old: model[old]) for old, new in mapping.items() if new is not None}
         info = {new: model.info(old) for old, new in mapping.items() if new is not None and old in model._info}
-        return LazyStateDict(loaders, info)
+        aliases = {mapping[key]: mapping[source] for key, source in model.aliases.items()
+                   if mapping.get(key) is not None and mapping.get(source) is not None}
+        return LazyStateDict(loaders, info, aliases)
     return {new: model[old] for old, new in mapping.items() if new is not None}
 
 
@@ -215,7 +219,8 @@ def cast(checkpoint: Checkpoint, dtype: torch.dtype) -> Checkpoint:
         for name in model:
             old, shape = model.info(name)
             info[name] = (dtype if old.is_floating_point else old, shape)
-        cast_model: Mapping[str, torch.Tensor] = LazyStateDict({name: loader(name) for name in model}, info)
+        cast_model: Mapping[str, torch.Tensor] = LazyStateDict({name: loader(name) for name in model}, info,
+                                                               model.aliases)
     else:
         done: Dict[int, torch.Tensor] = {}
         cast_model = {}
@@ -233,8 +238,15 @@ def _cast(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 def materialise(model: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """A plain dict of the model's tensors (loading a lazy mapping one tensor at a time)."""
-    return {name: model[name] for name in model}
+    """A plain dict of the model's tensors (loading a lazy mapping one tensor at a time); tied
+    keys of a lazy mapping become the same tensor, as ``state_dict()`` gives them."""
+    if not isinstance(model, LazyStateDict):
+        return dict(model)
+    out: Dict[str, torch.Tensor] = {}
+    for name in model:
+        source = model.aliases.get(name)
+        out[name] = out[source] if source in out else model[name]
+    return out
 
 
 def restore_tied(model: Dict[str, torch.Tensor], tied: Mapping[str, str]) -> Dict[str, torch.Tensor]:

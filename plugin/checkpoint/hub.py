@@ -118,13 +118,17 @@ class LazyStateDict(Mapping):
     ``loaders`` maps each name to a zero-argument function returning the tensor. ``info`` maps
     names to ``(dtype, shape)`` where the file says so without loading (safetensors, H5), so
     ``wse inspect`` reads no tensor data. Tensors are not cached: a writer that streams keeps
-    one tensor in memory at a time.
+    one tensor in memory at a time. ``aliases`` maps a tied key to the key it shares storage
+    with (``{"lm_head.weight": "transformer.wte.weight"}``), so writers that keep aliasing
+    (torch.save) store it once and readers know the tie.
     """
 
     def __init__(self, loaders: Mapping[str, Callable[[], torch.Tensor]],
-                 info: Optional[Mapping[str, Tuple[torch.dtype, Tuple[int, ...]]]] = None):
+                 info: Optional[Mapping[str, Tuple[torch.dtype, Tuple[int, ...]]]] = None,
+                 aliases: Optional[Mapping[str, str]] = None):
         self._loaders = dict(loaders)
         self._info = dict(info or {})
+        self.aliases = {key: source for key, source in (aliases or {}).items() if key in self._loaders}
 
     def __getitem__(self, name: str) -> torch.Tensor:
         try:

@@ -58,7 +58,7 @@ def tied_duplicates(model: Mapping[str, torch.Tensor]) -> Dict[str, str]:
     """``{later key: first key}`` for keys whose tensor shares storage with an earlier key
     (a tied weight, as ``state_dict()`` and ``torch.load`` give it)."""
     if isinstance(model, LazyStateDict):
-        return {}
+        return dict(model.aliases)
     first: Dict[Tuple[int, int, Tuple[int, ...]], str] = {}
     duplicates = {}
     for key, tensor in model.items():
@@ -85,6 +85,21 @@ def parameter_candidates(model: Mapping[str, torch.Tensor]) -> List[str]:
             continue
         names.append(key)
     return names
+
+
+def equal_duplicates(model: Mapping[str, torch.Tensor], names: Sequence[str]) -> List[str]:
+    """``names`` without keys whose tensor equals an earlier one's: a tied weight stored as a
+    copy (cerebras-pytorch writes ``lm_head.weight`` in full). Only for counting parameters."""
+    kept: List[str] = []
+    by_shape: Dict[Tuple[Tuple[int, ...], torch.dtype], List[str]] = {}
+    for name in names:
+        dtype, shape = tensor_info(model, name)
+        twins = by_shape.setdefault((tuple(shape), dtype), [])
+        if any(torch.equal(model[name], model[other]) for other in twins):
+            continue
+        twins.append(name)
+        kept.append(name)
+    return kept
 
 
 def names_from_module(module: Any, hub_keys: Sequence[str]) -> List[str]:

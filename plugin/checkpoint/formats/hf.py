@@ -87,7 +87,7 @@ def complete_model(model: Mapping[str, torch.Tensor], config: Optional[Mapping[s
     if isinstance(model, LazyStateDict):
         loaders = {key: (lambda key=tied.get(key, key): model[key]) for key in order}
         info = {key: model.info(tied.get(key, key)) for key in order}
-        return LazyStateDict(loaders, info)
+        return LazyStateDict(loaders, info, aliases=tied)
     return {key: model[tied.get(key, key)] for key in order}
 
 
