@@ -293,7 +293,20 @@ def from_hub(opt: OptimizerState, *, where: str, layout: str = "torch", approxim
         groups.append(written)
     if layout == "torch":
         _refuse_definition(opt, where, approximate)
+    elif not approximate:
+        _refuse_torch_definition(opt, where)
     return {"state": state, "param_groups": groups}
+
+
+def _refuse_torch_definition(opt: OptimizerState, where: str) -> None:
+    """Writing transformers' layout for a state that torch's definition produced."""
+    legacy = opt.algorithm == "AdamW" and opt.differs_from_torch()
+    hf_adafactor = opt.algorithm == "Adafactor" and opt.conventions.get("definition") == "transformers"
+    if not (legacy or hf_adafactor):
+        raise CheckpointError(
+            f"{where}: the source's {opt.algorithm} is torch.optim's; transformers' {opt.algorithm} computes "
+            "other updates from the same state. Write torch's layout, or pass approximate=True (--approximate)"
+        )
 
 
 def _refuse_definition(opt: OptimizerState, where: str, approximate: bool) -> None:
