@@ -1,6 +1,11 @@
 """wse.callbacks.LearningRateMonitor in fits: closed-form values at every step, the strict device, plans, bad input."""
 import csv
+import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import lightning as L
 import pytest
@@ -18,6 +23,7 @@ from wse.optim.weight_decay_scheduler import CosineDecayWD
 from .lr_monitor_helpers import QUIET, Module, RecordingLogger, data, fit
 
 STEPS = 10
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def lr_at(i):
@@ -194,3 +200,22 @@ class _Endless(torch.utils.data.IterableDataset):
         while True:
             yield from self.dataset
 
+
+
+@pytest.mark.slow
+def test_two_processes_log_once_and_agree(tmp_path):
+    environment = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "WORLD_SIZE", "NODE_RANK")}
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.callbacks.lr_monitor_ddp", str(tmp_path)],
+        cwd=REPOSITORY, env=environment, capture_output=True, text=True, timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    zero, one = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert [step for step, _ in zero["calls"]] == [0, 1, 2, 3]
+    assert one["calls"] == []  # rank one computes, rank zero logs
+    assert {step: metrics["lr-AdamW/decay"] for step, metrics in zero["calls"]} == pytest.approx(
+        {i: lr_at(i) for i in range(4)}, rel=1e-6
+    )
+    assert zero["callback_metrics"] == one["callback_metrics"]
+    assert zero["callback_metrics"]["lr-AdamW/decay-weight_decay"] == pytest.approx(wd_at(3), rel=1e-6)
+    assert zero["violations"] == one["violations"] == {}
