@@ -43,7 +43,12 @@ class _Rule:
     advice: str
 
     def matches(self, code) -> bool:
-        return not self.functions or code.co_name.endswith(self.functions)
+        name = code.co_name
+        # A library's protocol methods (Parameter.__repr__, __format__, __bool__) do what the
+        # user's own line asked for: printing a parameter is the user's read.
+        if name.startswith("__") and name.endswith("__"):
+            return False
+        return not self.functions or name.endswith(self.functions)
 
 
 _WSE_OPTIM = (
