@@ -17,7 +17,7 @@ Glue only: optimizer state is allocated with ``wse.optim``'s and torch's own lay
 steps run on ``wse.device.Device``, hyperparameters are read by ``wse.monitoring``.
 """
 from .errors import LaunchError, LazyOptimizerStateError, PrepareError, SchedulerStepError, WSEAccelerateWarning
-from .prepare import prepare, state
+from .entry_point import prepare, state
 from .run import AccelerateRun
 from .scheduling import PerUpdateScheduler
 

@@ -21,6 +21,7 @@ outside the step, as the hardware's step closures read them.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import logging
 import weakref
@@ -28,7 +29,8 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from ..device import Device
+from ..device import Device, StaticGraphWarning
+from .loading import load_outside_the_step
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +42,6 @@ DDP_CAPTURE_STEP = 2
 #: Host reads that are the runtime's, not the step's: torch.optim's eager step counter, and
 #: the grad scaler's check for infinite gradients (dynamic loss scaling is in-graph on a device).
 RUNTIME_HOST_READS = ("torch.optim", "torch.amp")
-#: The input pipeline: with gradient accumulation the loader fetches the next micro-batch
-#: while the update's device step is open. Loading is the host's work beside the graph.
-INPUT_PIPELINE = ("torch.utils.data", "accelerate.data_loader")
 
 
 def schedule_in_graph(schedulers: list, device: torch.device):
@@ -82,6 +81,7 @@ class AccelerateRun:
         accelerator,
         models: List[torch.nn.Module],
         optimizers: list,
+        loaders: list,
         schedulers: list,
         *,
         strict: str,
@@ -93,6 +93,7 @@ class AccelerateRun:
         self.models = models
         self.optimizers = optimizers  # Accelerate's wrappers, as the user steps them
         self.inner_optimizers = [getattr(o, "optimizer", o) for o in optimizers]
+        self.loaders = loaders
         self.schedulers = schedulers
         self.strict = strict
         self.device_settings = dict(device_settings)
@@ -108,6 +109,9 @@ class AccelerateRun:
         self._handles: list = []
         self._snapshot = None
         self._checked = False  # whether the open device step is captured or verified
+        # optimizer.step() calls of the current accumulation cycle, and the most seen in one.
+        self._micro_batches = 0
+        self._full_cycle = False
 
         multiprocess = accelerator.num_processes > 1
         settings = self.device_settings
@@ -127,7 +131,7 @@ class AccelerateRun:
             compile=settings["compile"],
             compile_backend=settings["compile_backend"],
             allow_host_reads_in=RUNTIME_HOST_READS,
-            host_code=INPUT_PIPELINE + (DDP_HOST_CODE if multiprocess else ()),
+            host_code=DDP_HOST_CODE if multiprocess else (),
         )
         self.monitor = None
         if log_hyperparameters:
@@ -150,6 +154,10 @@ class AccelerateRun:
             self._handles.append(inner.register_step_post_hook(functools.partial(self._after_update, index)))
         for index, optimizer in enumerate(self.optimizers):
             optimizer.step = functools.partial(self._optimizer_step, index, type(optimizer).step.__get__(optimizer))
+        for loader in self.loaders:
+            load_outside_the_step(loader, self)
+        skip_first_batches = self.accelerator.skip_first_batches
+        self.accelerator.skip_first_batches = functools.partial(self._skip_first_batches, skip_first_batches)
         end_training = self.accelerator.end_training
         self.accelerator.end_training = functools.partial(self._end_training, end_training)
         atexit.register(_finish_at_exit, weakref.ref(self))
@@ -166,11 +174,30 @@ class AccelerateRun:
         for optimizer in self.optimizers:
             vars(optimizer).pop("step", None)
         vars(self.accelerator).pop("end_training", None)
+        vars(self.accelerator).pop("skip_first_batches", None)
         if self.fast is not None:
             self.fast.remove()
 
+    def _skip_first_batches(self, skip_first_batches, dataloader, num_batches: int = 0):
+        return load_outside_the_step(skip_first_batches(dataloader, num_batches), self)
+
+    @contextlib.contextmanager
+    def loading(self):
+        """Fetch a batch beside the step, not in its graph (micro-batches load inside an open step)."""
+        if not (self.device.in_step and self._checked):
+            yield  # nothing of the device is installed: nothing to step around
+            return
+        from torch.utils._python_dispatch import _disable_current_modes
+
+        with _disable_current_modes(), torch._C.DisableTorchFunction():
+            yield
+
     def _before_forward(self, module, args, kwargs):
-        if self.device.in_step or not module.training or not torch.is_grad_enabled():
+        if not module.training or not torch.is_grad_enabled():
+            return None
+        if self.device.check != "off":
+            self._check_cycle()
+        if self.device.in_step:
             return None
         if self.monitor is not None:
             self._snapshot = self.monitor.snapshot()
@@ -186,6 +213,12 @@ class AccelerateRun:
     def _optimizer_step(self, index: int, accelerate_step, closure=None):
         synchronised = self.accelerator.sync_gradients
         self._updated[index] = False
+        if index == 0:
+            self._micro_batches += 1
+            if synchronised:
+                count, self._micro_batches = self._micro_batches, 0
+                if count == self.accelerator.gradient_accumulation_steps:
+                    self._full_cycle = True
         try:
             if self.fast is not None and self.device.in_step and not self._checked:
                 output = self.fast.step(index, accelerate_step, closure)
@@ -204,6 +237,40 @@ class AccelerateRun:
             if len(self._stepped_in_step) == len(self.optimizers):
                 self._end_step()
         return output
+
+    def _check_cycle(self) -> None:
+        """Refuse an update of fewer micro-batches than the others, before it runs: it is another graph.
+
+        Accelerate synchronises at the end of the dataloader whatever the cycle, so an
+        epoch of a number of batches (per process) that is not a multiple of
+        ``gradient_accumulation_steps`` ends with a shorter update. Judged only once a full
+        cycle was seen (``optimizer.step()`` on every micro-batch, the Accelerate idiom):
+        a loop that steps on the last micro-batch alone counts one per cycle.
+        """
+        wanted = self.accelerator.gradient_accumulation_steps
+        count = self._micro_batches + 1
+        if not self._full_cycle or count >= wanted or not self.accelerator.sync_gradients:
+            return
+        from ..device import GraphChangeError
+        from ..device.location import user_location
+
+        location = user_location()
+        step = self.device.step_count + 1
+        error = GraphChangeError(
+            f"step {step}: this update accumulates {count} micro-batch(es), the others {wanted}: the "
+            f"dataloader ends mid-cycle, and Accelerate synchronises at the end of the dataloader. A "
+            f"shorter update is another graph (and weighs its micro-batches more).\n  at {location}\n"
+            f"Give each process a number of batches per epoch that is a multiple of "
+            f"gradient_accumulation_steps={wanted} (dataset size, batch size, drop_last), or pass "
+            f"Accelerator(gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps={wanted}, "
+            f"sync_with_dataloader=False)) to carry the cycle across epochs.",
+            step=step,
+            location=location,
+        )
+        if self.device.check == "strict":
+            self.device.abort_step()
+            raise error
+        self.device.warn_once("short accumulation cycle", StaticGraphWarning(error))
 
     def _end_step(self) -> None:
         self._stepped_in_step.clear()

@@ -10,7 +10,7 @@ def fresh_accelerate_state():
     GradientState._reset_state()
     yield
     # A run left open by a test would print its closing line when pytest exits.
-    from wse.accelerate.prepare import _RUNS
+    from wse.accelerate.entry_point import _RUNS
 
     for run in list(_RUNS.values()):
         run.finished = True

@@ -164,3 +164,16 @@ def test_check_warn_goes_on_and_counts_the_violation():
             optimizer.zero_grad()
     report = wse.accelerate.state(accelerator).device.report()
     assert report.steps == 12 and report.violations == {"host sync": 4}
+
+
+def test_an_epoch_ending_mid_cycle_is_refused_before_the_short_update_runs():
+    accelerator, net, optimizer, data, lr, wd = prepared(accumulation=5)  # 12 batches: 5 + 5 + 2
+    with pytest.raises(GraphChangeError, match="accumulates 2 micro-batch\\(es\\), the others 5") as caught:
+        for x, y in data:
+            with accelerator.accumulate(net):
+                loss = torch.nn.functional.mse_loss(net(x), y)  #@cycle
+                accelerator.backward(loss)
+                optimizer.step()
+                optimizer.zero_grad()
+    assert_located(caught.value, "cycle")
+    assert caught.value.step == 3 and "sync_with_dataloader=False" in str(caught.value)

@@ -125,6 +125,7 @@ def prepare(
 
     models = [results[i] for i, kind in enumerate(kinds) if kind == "model"] or list(accelerator._models)
     optimizers = [results[i] for i, kind in enumerate(kinds) if kind == "optimizer"]
+    loaders = [results[i] for i, kind in enumerate(kinds) if kind == "dataloader"]
     if not models:
         raise PrepareError("wse.accelerate.prepare: pass the model trained (the device steps begin at its forward pass).")
     if not optimizers:
@@ -152,6 +153,7 @@ def prepare(
         accelerator,
         models,
         optimizers,
+        loaders,
         schedulers,
         strict=strict,
         device_settings=settings,
