@@ -287,7 +287,7 @@ class WSEStrategy(DDPStrategy):
         error = HostHyperparameterError(
             "\n".join(messages) + f"\n  found at setup, for {location}", step=0, location=location
         )
-        self._setup_findings.append(error.kind)
+        self._setup_findings.append(f"host-side scheduler(s) {_names(host_side)}")
         if self.device_options.check == "strict":
             raise error
         device.warn_once(error.kind, StaticGraphWarning(error))
@@ -423,7 +423,7 @@ class WSEStrategy(DDPStrategy):
                 said = f"{violations} violation(s), see strategy.device.report()" if violations else "no violations"
                 line = f"{report.steps} steps, {at} captured and {report.steps_verified} verified: {said}"
         if self._setup_findings:
-            line += f"; found at setup: {', '.join(self._setup_findings)}"
+            line += f"; at setup: {', '.join(self._setup_findings)} (see the warning)"
         return line if line.startswith("wse") else f"wse: {line}."
 
     def describe(self) -> str:

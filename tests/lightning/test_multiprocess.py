@@ -24,6 +24,12 @@ def test_two_processes_share_schedules_and_parameters_and_write_checkpoints_once
         timeout=240,
     )
     assert result.returncode == 0, result.stderr[-4000:]
+    # The start line (rank 0 only) says which step is captured.
+    starts = [line for line in result.stderr.splitlines() if line.startswith("wse:")]
+    assert starts[0] == (
+        "wse: 2 processes (DDP, gloo) on cpu; check='strict': step 2 captured (DDP re-buckets the gradients "
+        "during step 1, which runs unchecked), steps 3-5 verified; violations raise."
+    ), result.stderr
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
 
     for rank, report in enumerate(ranks):
