@@ -7,7 +7,8 @@ is also shown). The inputs are made once, streaming, in a scratch folder under `
 deleted at the end. Each conversion runs in a fresh child process, which reports the peak
 resident memory of the whole process (``VmHWM``: the interpreter and torch included) and the
 time of the conversion itself; the anchor, ``shutil.copyfile`` of the same source file, is
-timed in the same round (interleaved), and every output is deleted before the next run.
+timed in the same round (interleaved), and every output is deleted before the next run
+(with ``os.sync()`` before each timed run, so that no run pays for the previous one's writes).
 Printed ratios (medians over the rounds): peak RSS / checkpoint size (target <= 1.25: the
 tensors stream, the checkpoint is never held whole, let alone twice) and conversion time /
 copy time (target <= 3).
@@ -76,12 +77,14 @@ def run_child(code: str, *args: str) -> str:
 
 
 def convert(src: str, dst: str, to: str, **options) -> dict:
+    os.sync()  # start each timed run with no dirty pages of the previous one waiting to be written
     result = json.loads(run_child(CHILD, src, dst, to, json.dumps(options)).strip().splitlines()[-1])
     remove(dst)
     return result
 
 
 def copy(src: str, dst: str) -> float:
+    os.sync()
     start = time.perf_counter()
     shutil.copyfile(src, dst)
     seconds = time.perf_counter() - start

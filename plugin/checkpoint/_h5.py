@@ -132,7 +132,10 @@ def _parse_treespec(text: str, where: str) -> _Node:
                                   f"for {len(children)} children")
         return _Node(kind, keys, children)
 
-    return node(root)
+    try:
+        return node(root)
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{where}: the tree spec is malformed ({type(error).__name__}: {error})") from None
 
 
 def _flat_keys(node: _Node, path: Tuple[str, ...] = ()) -> Iterator[str]:

@@ -100,7 +100,12 @@ def read(path: str, model_only: bool = False, param_names: Optional[Sequence[str
     }
     if "model" not in top:
         # a bare state dict: cstorch.save(model.state_dict(), path)
-        model_keys = [(path_[0], key) for path_, key in _leaf_paths(reader, None)]
+        if any(child.kind is not None for child in reader.spec.children):
+            raise CheckpointError(
+                f"{path}: neither a training state (no 'model' entry) nor a bare state dict (its entries "
+                f"{', '.join(map(repr, top[:8]))} are not all tensors)"
+            )
+        model_keys = list(zip(map(str, top), reader.keys))
         metadata["cerebras_layout"] = "state_dict"
         return Checkpoint(model=_lazy_model(reader, model_keys), metadata=metadata)
     if "schedulers" in top and "lr_scheduler" in top:
@@ -139,12 +144,12 @@ def read(path: str, model_only: bool = False, param_names: Optional[Sequence[str
     saved = tree.get("optimizer")
     if saved is not None:
         states = saved if isinstance(saved, list) else [saved]
-        names_by_position = None
         for index, state in enumerate(states):
             where = f"{path}: optimizer" + (f" {index}" if len(states) > 1 else "")
             _check_optimizer_dict(state, where)
-            if names_by_position is None or param_names is None:
-                names_by_position = _position_names(state, model, param_names, where, checkpoint)
+            # with several optimizers, param_names holds one list of names per optimizer
+            names = param_names if len(states) == 1 or param_names is None else param_names[index]
+            names_by_position = _position_names(state, model, names, where, checkpoint)
             checkpoint.optimizers.append(
                 _optimizer_to_hub(state, names_by_position, optimizer, checkpoint.step, where))
     if checkpoint.step is None:
@@ -176,12 +181,6 @@ def optimizer_state_dict(opt: OptimizerState, model: Optional[Mapping[str, torch
     ``wse.optim`` and ``cerebras.pytorch.optim`` optimizers load as their own. Without ``model``,
     parameters that had no state yet are left out (the optimizer allocated theirs already)."""
     return _optimizer_from_hub(opt, model, None, approximate, where)
-
-
-def _leaf_paths(reader: "_h5.MdlReader", top: Optional[str]):
-    if top is not None:
-        return reader.subtree_keys(top)
-    return [((key,), flat) for key, flat in zip(reader.spec.keys, reader.keys)]
 
 
 def _lazy_model(reader: "_h5.MdlReader", model_keys: List[Tuple[str, str]]) -> LazyStateDict:
