@@ -308,7 +308,12 @@ class WSEStrategy(DDPStrategy):
                 f"leave `compile` False and `replay` None."
             )
         if len(self.optimizers) != 1:
-            raise ValueError(f"WSEStrategy({what}) needs exactly one optimizer, got {len(self.optimizers)}.")
+            raise ValueError(
+                f"WSEStrategy({what}) compiles the update of exactly one optimizer; configure_optimizers "
+                f"returned {len(self.optimizers)}. Return one optimizer (param groups can give parts of the "
+                f"model their own settings), or leave `compile` False and `replay` None (the checks work "
+                f"with several optimizers)."
+            )
 
     @property
     def device(self) -> Optional[Device]:
