@@ -143,6 +143,11 @@ def prepare(
     settings = dict(
         check=check, verify_steps=verify_steps, verify_every=verify_every, compile=compile, compile_backend=compile_backend
     )
+    if compile and getattr(accelerator, "scaler", None) is not None:
+        raise ValueError(
+            "wse.accelerate.prepare(compile=True) compiles the update, and a grad scaler decides on the host "
+            "whether to skip it. Use bf16 mixed precision (no scaler), or leave compile=False."
+        )
     if compile and (accelerator.num_processes > 1 or len(optimizers) != 1):
         raise ValueError(
             f"wse.accelerate.prepare(compile=True) runs the verified step compiled in one process with one "

@@ -205,6 +205,14 @@ class AccelerateRun:
         self._checked = self.device.begin_step(inputs)
         return None
 
+    def runs_fast(self) -> bool:
+        """Whether the open step runs its compiled pieces (a step the device does not check)."""
+        return self.device.in_step and not self._checked
+
+    def schedulers_of(self, optimizer) -> list:
+        """The schedulers of ``optimizer`` (the torch optimizer inside Accelerate's wrapper)."""
+        return self._by_optimizer.get(id(optimizer), [])
+
     def _after_update(self, index: int, optimizer, args, kwargs) -> None:
         # Runs only when the wrapped optimizer really updated: gradients synchronised and
         # not skipped by the grad scaler.
@@ -220,12 +228,20 @@ class AccelerateRun:
                 if count == self.accelerator.gradient_accumulation_steps:
                     self._full_cycle = True
         try:
-            if self.fast is not None and self.device.in_step and not self._checked:
-                output = self.fast.step(index, accelerate_step, closure)
+            if self.fast is not None and self.runs_fast():
+                output = None
+                if closure is not None:
+                    raise TypeError(
+                        "wse.accelerate.prepare(compile=True): optimizer.step() was given a closure; the compiled "
+                        "update takes none. Compute the loss and call accelerator.backward before optimizer.step()."
+                    )
+                if synchronised:
+                    self.fast.update()
+                    self._updated[index] = True
             else:
                 output = accelerate_step(closure)
                 if self._updated[index]:
-                    for scheduler in self._by_optimizer.get(id(self.inner_optimizers[index]), ()):
+                    for scheduler in self.schedulers_of(self.inner_optimizers[index]):
                         scheduler.step()
         except BaseException:
             self.device.abort_step()
