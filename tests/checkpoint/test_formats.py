@@ -1,0 +1,127 @@
+"""Each format read from what its library writes and written so that its library reads it back."""
+import json
+import os
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from wse.checkpoint import LazyStateDict, convert, detect, load, save
+from wse.checkpoint.formats import canonical, get, names
+
+from .helpers import gpt2, gpt2_config, quiet_logs
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    quiet_logs()
+
+
+def test_registry_names_every_format_and_refuses_unknown_ones():
+    assert names() == ("torch", "safetensors", "lightning", "hf", "hf-trainer", "accelerate", "cerebras")
+    assert canonical("hf_trainer") == "hf-trainer"
+    for name in ("torch", "safetensors", "lightning", "hf", "hf-trainer", "accelerate"):
+        module = get(name)
+        assert callable(module.sniff) and callable(module.read) and callable(module.write)
+
+
+def test_safetensors_is_read_lazily_and_written_as_the_library_reads_it(tmp_path):
+    tensors = {"b.weight": torch.randn(3, 2).to(torch.bfloat16), "a.bias": torch.arange(4, dtype=torch.int64),
+               "flag": torch.tensor([True, False]), "empty": torch.zeros(0, 3)}
+    save_file(tensors, str(tmp_path / "in.safetensors"))
+    checkpoint = load(tmp_path / "in.safetensors")
+    assert isinstance(checkpoint.model, LazyStateDict)
+    assert checkpoint.model.info("b.weight") == (torch.bfloat16, (3, 2))
+    save(checkpoint, tmp_path / "out.safetensors", "safetensors")
+    back = load_file(str(tmp_path / "out.safetensors"))
+    assert back.keys() == tensors.keys()
+    for key in tensors:
+        assert back[key].dtype == tensors[key].dtype and torch.equal(back[key], tensors[key])
+
+
+def test_torch_files_lose_wrapper_prefixes_and_keep_tied_weights_shared(tmp_path):
+    net = torch.nn.Sequential(torch.nn.Embedding(5, 3), torch.nn.Linear(3, 5, bias=False))
+    net[1].weight = net[0].weight
+    compiled = torch.nn.Module()  # what torch.compile's OptimizedModule holds (without compiling)
+    compiled._orig_mod = torch.nn.DataParallel(net)
+    wrapped = compiled  # the keys carry _orig_mod. and module. prefixes
+    torch.save(wrapped.state_dict(), tmp_path / "wrapped.pt")
+    checkpoint = load(tmp_path / "wrapped.pt")
+    assert list(checkpoint.model) == ["0.weight", "1.weight"]
+    assert checkpoint.metadata["prefix"] == "_orig_mod.module."
+    save(checkpoint, tmp_path / "bare.pt", "torch")
+    bare = torch.load(tmp_path / "bare.pt", weights_only=True)
+    assert bare["0.weight"].data_ptr() == bare["1.weight"].data_ptr()  # stored once, still tied
+    fresh = torch.nn.Sequential(torch.nn.Embedding(5, 3), torch.nn.Linear(3, 5, bias=False))
+    fresh.load_state_dict(bare)
+
+
+def test_hf_directory_round_trip_drops_and_restores_the_tied_head(tmp_path):
+    from transformers import GPT2LMHeadModel
+
+    model = gpt2()
+    model.save_pretrained(tmp_path / "hf")
+    assert detect(tmp_path / "hf") == "hf"
+    checkpoint = load(tmp_path / "hf")
+    assert "lm_head.weight" in checkpoint.model  # save_pretrained dropped it; the hub has the full state dict
+    assert list(checkpoint.model) == list(model.state_dict())  # the module's order, not the file's sorted one
+    save(checkpoint, tmp_path / "model.pt", "torch")
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert state["lm_head.weight"].data_ptr() == state["transformer.wte.weight"].data_ptr()
+
+    convert(tmp_path / "model.pt", tmp_path / "hf2", to="hf", config=model.config.to_dict(), dtype="bf16")
+    assert "lm_head.weight" not in load_file(str(tmp_path / "hf2" / "model.safetensors"))
+    reloaded = GPT2LMHeadModel.from_pretrained(tmp_path / "hf2", dtype=torch.bfloat16)
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(reloaded.state_dict()[name], tensor.to(torch.bfloat16)), name
+
+
+def test_sharded_hf_directories_are_read(tmp_path):
+    model = gpt2()
+    model.save_pretrained(tmp_path / "hf", max_shard_size="8KB")
+    assert os.path.isfile(tmp_path / "hf" / "model.safetensors.index.json")
+    checkpoint = load(tmp_path / "hf")
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(checkpoint.model[name], tensor), name
+
+
+def test_a_lightning_checkpoint_written_from_a_bare_file_resumes_at_its_step(tmp_path):
+    import lightning as L
+
+    from .helpers import QUIET, LanguageModel, tokens_loader
+
+    model = gpt2()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    for batch in tokens_loader():
+        model(**batch).loss.backward()
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "step": 3}, tmp_path / "train.pt")
+    convert(tmp_path / "train.pt", tmp_path / "resume.ckpt", to="lightning")
+
+    class Probe(L.Callback):
+        def on_train_start(self, trainer, pl_module):
+            self.step = trainer.global_step
+            self.scheduler_epoch = trainer.lr_scheduler_configs[0].scheduler.last_epoch
+
+    probe = Probe()
+    module = LanguageModel(gpt2(seed=3), trainer_groups=False)
+    trainer = L.Trainer(max_steps=4, callbacks=[probe], **QUIET)
+    trainer.fit(module, tokens_loader(), ckpt_path=str(tmp_path / "resume.ckpt"))
+    assert (probe.step, probe.scheduler_epoch, trainer.global_step, len(module.losses)) == (3, 3, 4, 1)
+
+
+def test_accelerate_sidecar_carries_the_step_and_parameter_order(tmp_path):
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    net(torch.randn(2, 4)).sum().backward()
+    optimizer.step()
+    torch.save({"model": net.state_dict(), "optimizer": optimizer.state_dict(), "step": 7}, tmp_path / "src.pt")
+    convert(tmp_path / "src.pt", tmp_path / "acc", to="accelerate")
+    assert json.loads((tmp_path / "acc" / "wse_state.json").read_text())["step"] == 7
+    checkpoint = load(tmp_path / "acc")
+    assert checkpoint.step == 7
+    assert checkpoint.optimizers[0].param_groups[0]["params"] == ["0.weight", "0.bias", "1.weight", "1.bias"]
