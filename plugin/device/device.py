@@ -76,7 +76,10 @@ def _as_list(value, name: str) -> list:
     try:
         return list(value)
     except TypeError:
-        raise TypeError(f"Device: `{name}` must be one object or a list of them, got {type(value).__name__}.") from None
+        what = "an optimizer" if name == "optimizers" else "a scheduler"
+        raise TypeError(
+            f"Device: `{name}` must be {what} or a list of them, got a {type(value).__name__}."
+        ) from None
 
 
 def _unwrap_optimizer(optimizer, index: int) -> torch.optim.Optimizer:
@@ -91,7 +94,7 @@ def _unwrap_optimizer(optimizer, index: int) -> torch.optim.Optimizer:
     if not isinstance(inner, torch.optim.Optimizer):
         raise TypeError(
             f"Device: optimizers[{index}] is a {type(optimizer).__name__}, not a torch.optim.Optimizer "
-            f"(or a wrapper of one with an `.optimizer` attribute)."
+            f"(or a wrapper of one with an `.optimizer` attribute). Pass the optimizer the step updates."
         )
     return inner
 
@@ -192,7 +195,10 @@ class Device:
         if model is not None and not isinstance(model, torch.nn.Module):
             raise TypeError(f"Device: `model` must be a torch.nn.Module or None, got {type(model).__name__}.")
         if check not in CHECK_MODES:
-            raise ValueError(f"Device: `check` must be one of {CHECK_MODES}, got {check!r}.")
+            raise ValueError(
+                f"Device: `check` must be one of {CHECK_MODES}, got {check!r}: 'strict' raises each violation, "
+                f"'warn' warns once per kind and goes on, 'off' checks nothing."
+            )
         for name, value, least in (
             ("verify_steps", verify_steps, 0),
             ("capture_step", capture_step, 1),
@@ -215,7 +221,10 @@ class Device:
         self.schedulers = _as_list(schedulers, "schedulers")
         for index, scheduler in enumerate(self.schedulers):
             if not callable(getattr(scheduler, "step", None)):
-                raise TypeError(f"Device: schedulers[{index}] ({type(scheduler).__name__}) has no step() method.")
+                raise TypeError(
+                    f"Device: schedulers[{index}] is a {type(scheduler).__name__}, which has no step() method; pass "
+                    f"the schedulers stepped inside the training step (LR or weight-decay schedulers), or none."
+                )
         self.check = check
         self.verify_steps = verify_steps
         self.verify_every = verify_every
@@ -418,9 +427,10 @@ class Device:
             self.warn_once(
                 "recompile",
                 RuntimeWarning(
-                    f"the compiled step was compiled again at step {self._completed}: something in it "
-                    f"changes from call to call that verification did not see (a Python value such as a "
-                    f"counter, a new input shape)."
+                    f"wse device: the compiled step was compiled again at step {self._completed}: something in "
+                    f"it changes from call to call that verification did not see (a Python number such as a "
+                    f"counter or a hyperparameter, a new input shape), and each new value costs a compilation. "
+                    f"Make that value a tensor; run with TORCH_LOGS=recompiles to see what torch guards on."
                 ),
             )
 
@@ -625,7 +635,10 @@ class Device:
             f"  {prefix}param_groups[{group}][{key!r}]: {old!r} -> {new!r}" for group, key, old, new in changes
         )
         writers = self._host_schedulers(index)
-        by = f"\n  written by {writers}, which write(s) Python numbers" if writers else ""
+        by = ""
+        if writers:
+            them = "which writes" if len(writers) == 1 else "which write"
+            by = f"\n  written by {', '.join(writers)}, {them} Python numbers{_replacements(writers)}"
         self._violate(
             HostHyperparameterError(
                 f"step {run.number}: hyperparameters changed as Python values {when}:\n{listed}\n"
@@ -635,7 +648,7 @@ class Device:
             )
         )
 
-    def _host_schedulers(self, index: int) -> str:
+    def _host_schedulers(self, index: int) -> List[str]:
         optimizer = self.optimizers[index]
         names = []
         for scheduler in self.schedulers:
@@ -645,7 +658,7 @@ class Device:
             if target is not None and _unwrap_optimizer(target, 0) is optimizer:
                 if not getattr(scheduler, "uses_tensor_values", False):
                     names.append(type(scheduler).__name__)
-        return ", ".join(names)
+        return names
 
     def _finish(self, run: _CheckedStep) -> None:
         end = user_location()
@@ -749,8 +762,21 @@ def _resolve_code(option: str, names: Iterable[str]) -> CodeScope:
         names = (names,)
     scope, missing = code_scope(tuple(names))
     if missing:
-        raise ValueError(f"Device: `{option}` names modules that are not installed: {list(missing)}.")
+        raise ValueError(
+            f"Device: `{option}` names modules that are not installed: {list(missing)}. Name a module or "
+            f"package ('package.module') or one function ('package.module:Class.method')."
+        )
     return scope
+
+
+def _replacements(writers: List[str]) -> str:
+    """The wse.optim scheduler of the same name as each host-side scheduler that has one, for the message."""
+    from ..optim import lr_scheduler
+
+    same = [f"wse.optim.lr_scheduler.{name}" for name in writers if isinstance(getattr(lr_scheduler, name, None), type)]
+    if not same:
+        return ""
+    return f" (the tensor-valued form: {', '.join(same)})"
 
 
 def _short_names(names: Iterable[str]) -> tuple:

@@ -85,4 +85,7 @@ class StaticGraphWarning(UserWarning):
         self.location = violation.location
         self.library = violation.library
         self.error_type = type(violation)
-        super().__init__(f"{type(violation).__name__}: {violation}")
+        super().__init__(
+            f"{type(violation).__name__}: {violation}\n(check='warn': training goes on; later {violation.kind} "
+            f"violations are counted in the device's report, not warned again)"
+        )

@@ -54,9 +54,9 @@ _DATA_DEPENDENT_HINT = (
 
 # aten operations that hand a tensor's value to Python.
 _VALUE_READS = {
-    aten._local_scalar_dense.default: "a step value read as a Python number: .item(), float(), int(), "
-    "bool() (so `if`, `while`, `and`, `or` on a tensor), a tensor as an index or a size, or a tensor "
-    "where torch expects a number",
+    aten._local_scalar_dense.default: "converting it to a Python number (.item(), float(), int(), bool() "
+    "-- so `if`, `while`, `and`, `or` on a tensor --, a tensor as an index or a size, or where torch "
+    "expects a number)",
     aten.equal.default: "torch.equal(), which returns a Python bool",
     aten.allclose.default: "torch.allclose(), which returns a Python bool",
     aten.is_nonzero.default: "a tensor's truth value (bool(tensor), `if tensor:`)",
@@ -179,7 +179,7 @@ def host_read_of_function(func, args: tuple, kwargs: dict) -> Optional[Tuple[str
     if func in _NUMBER_PROTOCOL:
         if torch._C._dispatch_tls_is_dispatch_key_excluded(_PYTHON_KEY):
             return (
-                "a step value read as a Python number by a tensor constructor (torch.Tensor([t]), "
+                "converting it to a Python number in a tensor constructor (torch.Tensor([t]), "
                 "torch.FloatTensor([t]); torch.stack(...) builds the same tensor without a host read)",
                 _VALUE_READ_HINT,
             )
