@@ -20,6 +20,8 @@ The same run was then continued for K = 4 steps on ``batch(5..8)`` with cerebras
 ``mixed.mdl`` is ``cstorch.save`` of a tree with every leaf kind (bfloat16, bool, int64 0-d,
 empty, float16, float64 tensors, a tensor saved twice, None, str, float, bool, tuple, set,
 int-keyed and empty containers, and a ``global_step`` that cstorch stores as a link).
+``state_dict.mdl`` is ``cstorch.save(model.state_dict())`` of an embedding whose weight is tied
+to a bias-free output layer (``torch.manual_seed(0)``): cstorch writes the tied weight twice.
 """
 from __future__ import annotations
 
@@ -196,6 +198,30 @@ def test_every_leaf_kind_and_links():
     assert tree["pair"] == (3, 2.5) and tree["tags"] == {"decay", "embed"}
     assert tree["nested"] == {7: {"a": 3}, "e": {}, "el": []}
     assert tree["global_step"] == 3
+
+
+def test_bare_state_dict_with_a_tied_weight_reads_and_writes_back(tmp_path):
+    checkpoint = C.load(FIXTURES / "state_dict.mdl")
+    assert checkpoint.metadata["cerebras_layout"] == "state_dict"
+    assert list(checkpoint.model) == ["emb.weight", "head.weight"]
+    assert checkpoint.step is None and checkpoint.optimizers == []
+    assert torch.equal(checkpoint.model["emb.weight"], checkpoint.model["head.weight"])  # stored twice
+    C.save(checkpoint, tmp_path / "again.mdl", "cerebras")
+    with h5py.File(FIXTURES / "state_dict.mdl", "r") as real, h5py.File(tmp_path / "again.mdl", "r") as ours:
+        assert set(ours) == set(real) == {"emb.weight", "head.weight"}
+        assert set(ours.attrs) == set(real.attrs)
+        assert _leaf_documents(ours) == _leaf_documents(real)
+        assert json.loads(ours.attrs["__spec__"]) == json.loads(real.attrs["__spec__"])
+        for name in real:
+            assert (ours[name][()] == real[name][()]).all()
+
+
+def test_entries_beside_the_training_state_are_kept_for_writing_back():
+    checkpoint = C.load(FIXTURES / "mixed.mdl")
+    assert checkpoint.step == 3
+    extra = checkpoint.metadata["cerebras_extra"]
+    assert extra["name"] == "tiny" and extra["tags"] == {"decay", "embed"} and extra["pair"] == (3, 2.5)
+    assert checkpoint.model.info("emb.weight") == (torch.bfloat16, (2, 3))
 
 
 # -- the acid test: continue where the cerebras-pytorch run stopped ---------------------------
