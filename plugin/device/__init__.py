@@ -11,7 +11,7 @@
             optimizer.zero_grad()
             scheduler.step()
         print(loss.item())          # read after the step, not inside it
-    print(device.report().format())
+    print(device.summary())         # one line; device.report().format() has the detail
 
 or, to run the verified step compiled (``compile=True``) or replayed from a CUDA graph
 (``replay="cuda_graph"``), give the step as a function: ``step = device.wrap(train_step)``.
@@ -29,6 +29,7 @@ from .errors import (
     StaticGraphWarning,
 )
 from .graph import Graph
+from .libraries import LibraryCall
 from .location import Location
 from .report import DeviceReport
 
@@ -38,6 +39,7 @@ __all__ = [
     "DeviceReport",
     "Graph",
     "Location",
+    "LibraryCall",
     "StaticGraphViolation",
     "StaticGraphWarning",
     "LazyOptimizerStateError",

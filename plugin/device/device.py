@@ -173,6 +173,11 @@ class Device:
             ``"lightning.pytorch.core.module:LightningModule.log"``): their operations are
             left out of the graph and their host reads are allowed. Costs a stack walk per
             operation in checked steps.
+
+    A violation is located at the user's line; when torch.optim, torchmetrics, torch.nn or
+    Lightning did it inside that call, the error's ``library`` names that library's line
+    and the fix. After a run, ``summary()`` says in one line what was checked and found,
+    and ``report()`` gives the full account, including what was not checked.
     """
 
     def __init__(
@@ -679,7 +684,6 @@ class Device:
             if run.verifier is not None:
                 mismatch = run.verifier.finish(end)
                 if mismatch is not None:
-                    mismatch.location = end
                     self._graph_changed(mismatch)
                 adopted = run.verifier.adopted()
                 if adopted is not None:
