@@ -6,7 +6,9 @@
 The strategy allocates the optimizer's state before the first step and steps the LR
 (linear warmup, then cosine decay) and weight-decay (cosine) schedules once per optimizer
 step. The model is a one-layer GRU over characters; torchmetrics measures perplexity and
-next-character accuracy on held-out text.
+next-character accuracy on held-out text. ``wse.callbacks.LearningRateMonitor`` logs the
+LR and weight decay of both param groups to ``lightning_logs/char_lm/version_N/metrics.csv``
+and writes the planned schedule beside it (``lr_plan.csv``).
 """
 import argparse
 import time
@@ -14,11 +16,13 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader, Dataset
 from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.text import Perplexity
 
 import wse  # noqa: F401  (importing wse registers strategy "wse")
+from wse.callbacks import LearningRateMonitor
 from wse.optim import AdamW
 from wse.optim.lr_scheduler import CosineDecayLR, LinearLR, SequentialLR
 from wse.optim.weight_decay_scheduler import CosineDecayWD
@@ -81,7 +85,7 @@ class CharLM(L.LightningModule):
         decay = [p for name, p in self.named_parameters() if p.dim() >= 2 and "embedding" not in name]
         no_decay = [p for name, p in self.named_parameters() if p.dim() < 2 or "embedding" in name]
         optimizer = AdamW(
-            [{"params": decay, "tags": "decay"}, {"params": no_decay, "weight_decay": 0.0}],
+            [{"params": decay, "tags": "decay"}, {"params": no_decay, "weight_decay": 0.0, "tags": "no_decay"}],
             lr=3e-3,
             weight_decay=0.1,
         )
@@ -120,6 +124,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--length", type=int, default=64, help="characters per training window")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--log-dir", type=Path, default=Path("lightning_logs"), help="where the CSV logs go")
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -143,7 +148,10 @@ def main():
         val_check_interval=min(200, args.max_steps),
         check_val_every_n_epoch=None,
         num_sanity_val_steps=0,
-        logger=False,
+        # Every 10 steps: the loss, and each group's LR and weight decay (the values used in that step).
+        logger=CSVLogger(args.log_dir, name="char_lm"),
+        log_every_n_steps=10,
+        callbacks=[LearningRateMonitor(log_plan=True)],
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -159,6 +167,8 @@ def main():
         f"perplexity {metrics['val_perplexity']:.2f}, next-character accuracy {metrics['val_accuracy']:.1%}\n"
         f"final lr {float(groups[0]['lr']):.2e}, weight decay {float(groups[0]['weight_decay']):.3f} "
         f"(matrices; {float(groups[1]['weight_decay']):.1f} elsewhere)\n"
+        f"LR and weight decay per group (lr-AdamW/decay, lr-AdamW/no_decay, ...) in {trainer.logger.log_dir}/metrics.csv, "
+        f"the planned schedule in lr_plan.csv\n"
         f"sample:\n{model.sample('Shall I compare thee')}"
     )
 
