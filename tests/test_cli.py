@@ -218,3 +218,22 @@ def test_malformed_tags_are_reported_by_the_scheduler(capsys):
     config = "ConstantWD: {val: 0.1, param_group_tags: 5}"
     code, _, err = run(capsys, "schedule", config)
     assert code == 2 and "param_group_tags" in err and "Traceback" not in err
+
+
+@pytest.mark.slow  # a fresh interpreter imports torch: a few seconds
+def test_a_preview_imports_neither_lightning_nor_the_compiler(tmp_path):
+    # torch._dynamo alone takes seconds to import; a preview has no use for it.
+    config = tmp_path / "schedule.yaml"
+    config.write_text(BOTH)
+    script = (
+        "import sys\n"
+        "from wse.cli import main\n"
+        f"code = main(['schedule', {str(config)!r}])\n"
+        "heavy = sorted(m for m in ('torch._dynamo', 'torch._inductor', 'lightning', 'accelerate', 'transformers',"
+        " 'matplotlib') if m in sys.modules)\n"
+        "print('code', code, 'heavy', heavy)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "code 0 heavy []"
+    assert "lr: SequentialLR(LinearLR, CosineDecayLR)" in result.stdout

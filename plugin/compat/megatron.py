@@ -23,6 +23,7 @@ from ..schedules._backend import HOST
 from ..schedules.anneal import RAMP_SHAPES
 from ..schedules.base import require_choice
 from ..schedules.warmup_anneal import DECAY_STYLES, WSD_DECAY_STYLES
+from ..optim._host_only import host_only, keep_out_of_graphs
 from ._torch_api import TensorValues, TorchSchedulerAPI, resolve_device
 
 __all__ = ["OptimizerParamScheduler", "get_canonical_lr_for_logging"]
@@ -308,7 +309,7 @@ class OptimizerParamScheduler(TorchSchedulerAPI):
             tensors.step.add_(int(increment))
         self._write_param_groups()
 
-    @torch.compiler.disable
+    @host_only
     def _count_steps_on_host(self, increment: int) -> None:
         self.num_steps += increment
         self._step_count += 1
@@ -360,6 +361,7 @@ class OptimizerParamScheduler(TorchSchedulerAPI):
         compiled optimizer step that reads them is compiled once. The protocol of the
         ``wse.optim`` schedulers, which the Lightning strategy and ``wse.device`` switch on.
         """
+        keep_out_of_graphs(type(self))
         tensors = TensorValues(self.num_steps, ("lr", "weight_decay"), resolve_device(self.optimizer, device), dtype)
         tensors.adopt(self.optimizer.param_groups)
         self._tensor_values = tensors

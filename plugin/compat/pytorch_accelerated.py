@@ -39,6 +39,7 @@ from .. import schedules as S
 from ..schedules._backend import as_step
 from ..schedules.warmup_stable_decay import decay_periods, geometric_checkpoints
 from ..optim._binding import Hyperparameter
+from ..optim._host_only import host_only, keep_out_of_graphs
 from ._torch_api import TensorValues, TorchSchedulerAPI, resolve_device
 
 __all__ = [
@@ -406,6 +407,7 @@ class _ClosedFormLrScheduler(StatefulSchedulerBase):
         step that reads it is compiled once. The protocol of the ``wse.optim``
         schedulers, which the Lightning strategy and ``wse.device`` switch on.
         """
+        keep_out_of_graphs(type(self))
         tensors = TensorValues(self._num_updates, (self.param_group_field,), resolve_device(self.optimizer, device), dtype)
         tensors.adopt(self.optimizer.param_groups)
         self._tensor_values = tensors
@@ -438,7 +440,7 @@ class _ClosedFormLrScheduler(StatefulSchedulerBase):
         for index, (group, schedule) in enumerate(zip(self.optimizer.param_groups, self.schedules)):
             tensors.write(group, index, field, schedule(step))
 
-    @torch.compiler.disable
+    @host_only
     def _count_update_on_host(self) -> None:
         self._num_updates += 1
         self._step_count += 1

@@ -25,6 +25,7 @@ import torch
 
 from ..schedules import Schedule
 from ..schedules._backend import HOST
+from ._host_only import host_only, keep_out_of_graphs
 from ._tags import TagSpec, group_matches, normalise_scheduler_tags, require_every_tag_matches
 
 # Constructor arguments that are bookkeeping, not arguments that define the schedule.
@@ -261,7 +262,7 @@ class Scheduler(torch.optim.lr_scheduler.LRScheduler, ABC):
             if groups[index].get(key) is not buffer:  # replaced by an optimizer's load_state_dict
                 groups[index][key] = buffer
 
-    @torch.compiler.disable
+    @host_only
     def _count_step_on_host(self) -> None:
         """Advance the Python step counters; never traced, so they never specialise a graph."""
         self.last_epoch += 1
@@ -319,6 +320,7 @@ class Scheduler(torch.optim.lr_scheduler.LRScheduler, ABC):
             device = next(
                 (p.device for g in self.optimizer.param_groups for p in g["params"]), torch.device("cpu")
             )
+        keep_out_of_graphs(type(self))
         self._step_tensor = torch.tensor(self.last_epoch, dtype=torch.int64, device=device)
         self._value_tensors = [
             torch.zeros((), dtype=dtype, device=device) for _ in self.optimizer.param_groups

@@ -1,7 +1,7 @@
 """Previewing a scheduler config: build it on a one-group toy optimizer and read its values at every step.
 
-The config is built exactly as in training (same checks, same errors), on an SGD
-optimizer with one param group holding ``lr`` and ``weight_decay``. The values at all
+The config is built exactly as in training (same checks, same errors), on an optimizer
+with one param group holding ``lr`` and ``weight_decay``. The values at all
 steps are then read from the scheduler's closed form, evaluated once on a float64 tensor
 of steps: it is the function the scheduler steps through, so the numbers are those that
 stepping would write into the param group, at a fraction of the cost on long schedules.
@@ -12,13 +12,12 @@ import math
 from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Set
 
 import torch
 
 from ._binding import Scheduler
-from ._config_errors import SchedulerConfigError, join_location
-from ._config_signature import construct
+from ._config_errors import SchedulerConfigError
 from ._config_source import load_config
 from ._generic import (
     ChainedScheduler,
@@ -31,12 +30,7 @@ from ._generic import (
     ScalePerParamScheduler,
     SequentialScheduler,
 )
-from .configure_scheduler import scheduler_from_config
-from .weight_decay_scheduler import ConstantWD
-
-LR_KEYS = ("lr", "learning_rate")
-WD_KEYS = ("weight_decay", "wd")
-PARAM_GROUP_KEYS = {"lr": "lr", "learning_rate": "lr", "weight_decay": "weight_decay", "wd": "weight_decay"}
+from .configure_scheduler import build_entry, keyed_entries
 
 DEFAULT_STEPS = 1000
 # Steps evaluated per tensor op: bounds the memory of the temporaries on long schedules.
@@ -117,52 +111,28 @@ def _tags_in(config: Any) -> Set[str]:
     return found
 
 
+class PreviewOptimizer(torch.optim.Optimizer):
+    """An optimizer that is never stepped: one param group for the schedulers to write into.
+
+    ``torch.optim.Optimizer.__init__`` is not run: its ``add_param_group`` imports
+    ``torch._dynamo`` (seconds), which a preview has no use for.
+    """
+
+    def __init__(self, group: dict):
+        self.defaults = {}
+        self.state = {}
+        self.param_groups = [group]
+
+    def step(self, closure=None):
+        raise RuntimeError("The preview's optimizer only holds values for the schedulers; it cannot step.")
+
+
 def toy_optimizer(tags: Set[str]) -> torch.optim.Optimizer:
-    """SGD on one zero parameter, one param group carrying ``tags`` (if any)."""
+    """One zero parameter in one param group with ``lr`` and ``weight_decay``, carrying ``tags`` (if any)."""
     group = {"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.0, "weight_decay": 0.0}
     if tags:
         group["tags"] = sorted(tags)
-    return torch.optim.SGD([group])
-
-
-def _entries(config: Any) -> Dict[str, Tuple[str, Any]]:
-    """Param-group key -> (the key as written, its config).
-
-    The config is either a ``{lr: ..., weight_decay: ...}`` mapping (also spelt
-    ``learning_rate`` and ``wd``) or a single scheduler config, keyed ``""``.
-    """
-    is_keyed = (
-        isinstance(config, Mapping)
-        and config
-        and "scheduler" not in config
-        and all(key in PARAM_GROUP_KEYS for key in config)
-    )
-    if not is_keyed:
-        return {"": ("", config)}
-    entries: Dict[str, Tuple[str, Any]] = {}
-    for written, value in config.items():
-        target = PARAM_GROUP_KEYS[written]
-        if target in entries:
-            raise SchedulerConfigError(
-                "config", f"{written!r} and {entries[target][0]!r} both configure `{target}`; keep one."
-            )
-        entries[target] = (written, value)
-    return entries
-
-
-def _build_entry(optimizer, key: str, written: str, config: Any) -> Scheduler:
-    """The scheduler of one entry; ``key`` is the param-group key it must schedule ("" for any)."""
-    is_number = isinstance(config, (int, float)) and not isinstance(config, bool)
-    if key == "weight_decay" and is_number:
-        return construct(ConstantWD, optimizer, {"val": config}, join_location(written, "ConstantWD"))
-    scheduler = scheduler_from_config(optimizer, config, written)
-    if key and scheduler.param_group_key != key:
-        raise SchedulerConfigError(
-            written,
-            f"configures {type(scheduler).__name__}, which schedules `{scheduler.param_group_key}`, not "
-            f"`{key}`; use the {'WD' if key == 'weight_decay' else 'LR'} form of the scheduler.",
-        )
-    return scheduler
+    return PreviewOptimizer(group)
 
 
 def preview_config(config: Any, steps: Optional[int] = None) -> Preview:
@@ -172,11 +142,11 @@ def preview_config(config: Any, steps: Optional[int] = None) -> Preview:
     both given), or 1000 steps when the config has no length.
     """
     config = load_config(config)
-    entries = _entries(config)
+    entries = keyed_entries(config)
     optimizer = toy_optimizer(_tags_in(config))
     schedulers: Dict[str, Scheduler] = {}
     for key, (written, entry) in entries.items():
-        scheduler = _build_entry(optimizer, key, written, entry)
+        scheduler = build_entry(optimizer, key, written, entry)
         schedulers[scheduler.param_group_key] = scheduler
     if steps is None:
         lengths = [n for n in (schedule_length(s) for s in schedulers.values()) if n]

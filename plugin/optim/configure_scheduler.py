@@ -17,6 +17,11 @@ Two config formats, as in ``cerebras.pytorch.optim``:
   ``main_scheduler: ChainedLR``), with the TensorFlow-style argument names of those
   files (see ``_config_legacy``).
 
+``configure_scheduler`` also takes the file ``wse schedule`` previews: a mapping of
+``lr`` (or ``learning_rate``) and ``weight_decay`` (or ``wd``) entries, each a config of
+either format (a number for a constant), and returns a list of schedulers, one per entry
+in the order written, ready for Lightning's ``return [optimizer], schedulers``.
+
 Every config may also be given as YAML or JSON text or as a path to such a file. A bad
 config raises ``SchedulerConfigError`` (a ``ValueError``) before anything is stepped,
 with the place in the config where the problem is.
@@ -26,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextlib import contextmanager
 from itertools import accumulate
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from . import lr_scheduler
 from ._binding import Scheduler
@@ -39,11 +44,14 @@ from ._config_tree import common_tags, require_steps, build
 
 __all__ = ["SchedulerConfigError", "configure_scheduler", "configure_scheduler_params", "configure_lr_scheduler"]
 
+# Entries of the keyed format (``{lr: ..., weight_decay: ...}``) -> the param-group key they schedule.
+PARAM_GROUP_KEYS = {"lr": "lr", "learning_rate": "lr", "weight_decay": "weight_decay", "wd": "weight_decay"}
+
 _CHAINED = {"chainedlr", "chained", "chainedscheduler"}
 _SEQUENTIAL = {"sequentiallr", "sequential"}
 
 
-def configure_scheduler(optimizer, schedulers_params) -> Scheduler:
+def configure_scheduler(optimizer, schedulers_params) -> Union[Scheduler, List[Scheduler]]:
     """Configures a generic scheduler from scheduler params.
 
     ``schedulers_params`` is a mapping with a single key, the name of a scheduler class
@@ -58,8 +66,61 @@ def configure_scheduler(optimizer, schedulers_params) -> Scheduler:
     The config may be YAML/JSON text or a path to a file. A number, a list, or a mapping
     with a ``scheduler`` key is the older learning-rate format and is read by
     ``configure_lr_scheduler``.
+
+    A mapping whose keys are ``lr`` (or ``learning_rate``) and ``weight_decay`` (or
+    ``wd``), the format ``wse schedule`` previews, configures each of them (a config of
+    either format, or a number for a constant) and returns a list of the schedulers, one
+    per entry in the order written: ``return [optimizer], configure_scheduler(optimizer,
+    "schedule.yaml")`` in ``configure_optimizers``. If any entry is bad, none is built.
     """
-    return scheduler_from_config(optimizer, schedulers_params)
+    config = load_config(schedulers_params)
+    entries = keyed_entries(config)
+    if "" in entries:
+        return scheduler_from_config(optimizer, config)
+    with _param_groups_restored_on_error(optimizer):
+        return [build_entry(optimizer, key, written, entry) for key, (written, entry) in entries.items()]
+
+
+def keyed_entries(config: Any) -> Dict[str, Tuple[str, Any]]:
+    """Param-group key -> (the key as written, its config), in the order written.
+
+    The config is either a ``{lr: ..., weight_decay: ...}`` mapping (also spelt
+    ``learning_rate`` and ``wd``) or a single scheduler config, keyed ``""``.
+    """
+    is_keyed = (
+        isinstance(config, Mapping)
+        and config
+        and "scheduler" not in config
+        and all(key in PARAM_GROUP_KEYS for key in config)
+    )
+    if not is_keyed:
+        return {"": ("", config)}
+    entries: Dict[str, Tuple[str, Any]] = {}
+    for written, value in config.items():
+        target = PARAM_GROUP_KEYS[written]
+        if target in entries:
+            raise SchedulerConfigError(
+                "config", f"{written!r} and {entries[target][0]!r} both configure `{target}`; keep one."
+            )
+        entries[target] = (written, value)
+    return entries
+
+
+def build_entry(optimizer, key: str, written: str, config: Any) -> Scheduler:
+    """The scheduler of one keyed entry; ``key`` is the param-group key it must schedule ("" for any)."""
+    from .weight_decay_scheduler import ConstantWD
+
+    is_number = isinstance(config, (int, float)) and not isinstance(config, bool)
+    if key == "weight_decay" and is_number:
+        return construct(ConstantWD, optimizer, {"val": config}, join_location(written, "ConstantWD"))
+    scheduler = scheduler_from_config(optimizer, config, written)
+    if key and scheduler.param_group_key != key:
+        raise SchedulerConfigError(
+            written,
+            f"configures {type(scheduler).__name__}, which schedules `{scheduler.param_group_key}`, not "
+            f"`{key}`; use the {'WD' if key == 'weight_decay' else 'LR'} form of the scheduler.",
+        )
+    return scheduler
 
 
 def scheduler_from_config(optimizer, config, location: str = "") -> Scheduler:

@@ -396,3 +396,53 @@ def test_failure_after_a_built_child_restores_the_param_groups():
 def test_milestones_of_the_wrong_type_are_a_config_error():
     children = [{"ConstantLR": {"learning_rate": 0.1, "total_iters": 3}}, {"ConstantLR": {"learning_rate": 0.2}}]
     assert "disagree" in error_of({"SequentialLR": {"schedulers": children, "milestones": ["three"]}})
+
+
+# -- the keyed format that `wse schedule` previews ------------------------------------------
+
+
+def test_lr_and_weight_decay_entries_give_one_scheduler_each_in_the_order_written(tmp_path):
+    path = tmp_path / "schedule.yaml"
+    path.write_text(
+        "weight_decay:\n  CosineDecayWD: {initial_val: 0.1, end_val: 0.01, total_iters: 20}\n"
+        "lr:\n  SequentialLR:\n"
+        "    - LinearLR: {initial_learning_rate: 0.0, end_learning_rate: 1.0e-3, total_iters: 5}\n"
+        "    - CosineDecayLR: {initial_learning_rate: 1.0e-3, end_learning_rate: 1.0e-5, total_iters: 15}\n"
+    )
+    optimizer = sgd()
+    wd, lr = configure_scheduler(optimizer, str(path))
+    assert isinstance(wd, weight_decay_scheduler.CosineDecayWD) and isinstance(lr, lr_scheduler.SequentialLR)
+    lrs, wds = [], []
+    for _ in range(20):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        wds.append(optimizer.param_groups[0]["weight_decay"])
+        lr.step()
+        wd.step()
+    expected = [linear(0.0, 1e-3, 5, t) if t < 5 else cosine(1e-3, 1e-5, 15, t - 5) for t in range(20)]
+    assert lrs == pytest.approx(expected, rel=1e-12, abs=1e-18)
+    assert wds == pytest.approx([cosine(0.1, 0.01, 20, t) for t in range(20)], rel=1e-12)
+
+
+def test_keyed_entries_take_other_spellings_numbers_and_the_older_format():
+    optimizer = sgd()
+    schedulers = configure_scheduler(optimizer, {"learning_rate": {"scheduler": "Constant", "val": 0.125}, "wd": 0.5})
+    assert [type(s).__name__ for s in schedulers] == ["ConstantLR", "ConstantWD"]
+    assert (optimizer.param_groups[0]["lr"], optimizer.param_groups[0]["weight_decay"]) == (0.125, 0.5)
+    assert [type(s).__name__ for s in configure_scheduler(sgd(), {"lr": 0.5})] == ["ConstantLR"]
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"lr": 0.1, "learning_rate": 0.2}, "'learning_rate' and 'lr' both configure `lr`"),
+        ({"lr": {"CosineDecayWD": {"initial_val": 0.1, "end_val": 0.0, "total_iters": 5}}},
+         "lr: configures CosineDecayWD, which schedules `weight_decay`, not `lr`"),
+        ({"lr": 0.1, "weight_decay": {"CosineDecayWD": {"initial_val": 0.1, "end_val": 0.0}}},
+         "weight_decay.CosineDecayWD: missing required argument 'total_iters'"),
+    ],
+)
+def test_a_bad_keyed_entry_names_itself_and_builds_nothing(config, message):
+    optimizer = sgd()
+    with pytest.raises(SchedulerConfigError, match=message):
+        configure_scheduler(optimizer, config)
+    assert (optimizer.param_groups[0]["lr"], optimizer.param_groups[0]["weight_decay"]) == (0.5, 0.25)
