@@ -125,6 +125,7 @@ class StateDictTranslation(Callback):
             config = _transformers_config(pl_module, hub.metadata.get("prefix", ""))
             if config is not None:
                 options["config"] = config
+        os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)  # as ModelCheckpoint makes dirpath
         options.setdefault("overwrite", True)
         options.setdefault("progress", False)
         save(hub, target, self.export_format, **options)
@@ -238,4 +239,9 @@ def _transformers_config(pl_module, prefix: str):
     for part in [p for p in prefix.split(".") if p]:
         owner = getattr(owner, part, None)
     config = getattr(owner, "config", None)
-    return config.to_dict() if hasattr(config, "to_dict") else None
+    if not hasattr(config, "to_dict"):
+        return None
+    content = config.to_dict()
+    if not content.get("architectures"):  # as save_pretrained records it, so Auto classes can load it
+        content["architectures"] = [type(owner).__name__]
+    return content

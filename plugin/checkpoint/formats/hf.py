@@ -102,6 +102,14 @@ def read(path: str, *, unsafe: bool = False, **_: Any) -> Checkpoint:
 def config_for(checkpoint: Checkpoint, config: Any, path: str) -> Dict[str, Any]:
     """The config.json content for a written directory: ``config`` (a path or dict), else the
     source's; without either, a clear error naming ``--config``."""
+    content = _config_content(checkpoint, config, path)
+    if not content.get("architectures"):
+        checkpoint.note(f"{path}: config.json names no 'architectures' (a model built from a config has none "
+                        "until save_pretrained); AutoModel and reading the optimizer's parameter order back need it")
+    return content
+
+
+def _config_content(checkpoint: Checkpoint, config: Any, path: str) -> Dict[str, Any]:
     if isinstance(config, (str, os.PathLike)):
         config_path = os.fspath(config)
         if not os.path.isfile(config_path):

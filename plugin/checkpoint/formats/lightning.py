@@ -64,12 +64,22 @@ def from_dict(obj: Mapping, path: str, *, model_only: bool = False, param_names:
         checkpoint.metadata["hyper_parameters"] = obj["hyper_parameters"]
     if model_only:
         return checkpoint
+    param_names = _strip_names(param_names, strip)
     for number, state in enumerate(obj.get("optimizer_states") or []):
         names = param_names[number] if _per_optimizer(param_names) else param_names
         checkpoint.optimizers.append(name_optimizer(
             state, model, where=f"{path} [optimizer_states][{number}]", param_names=names, algorithm=algorithm))
     checkpoint.schedulers = [dict(s) for s in obj.get("lr_schedulers") or []]
     return checkpoint
+
+
+def _strip_names(names: Any, prefix: str) -> Any:
+    """Parameter names as the LightningModule gives them, without the stripped key prefix."""
+    if not prefix or names is None or hasattr(names, "named_parameters"):
+        return names
+    if isinstance(names, str):
+        return names[len(prefix):] if names.startswith(prefix) else names
+    return [_strip_names(item, prefix) for item in names]
 
 
 def _per_optimizer(param_names: Any) -> bool:
