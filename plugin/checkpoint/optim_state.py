@@ -312,6 +312,14 @@ def _refuse_torch_definition(opt: OptimizerState, where: str) -> None:
 def _refuse_definition(opt: OptimizerState, where: str, approximate: bool) -> None:
     if approximate:
         return
+    if opt.algorithm in ("Adam", "AdamW") and opt.differs_from_torch() == {"eps": "sqrt_v"}:
+        raise CheckpointError(
+            f"{where}: the source {opt.algorithm} is Cerebras' (eps added to sqrt(v) before the bias correction): "
+            f"torch's {opt.algorithm} would continue slightly differently. Write it with optimizer_layout='cerebras' "
+            f"(--optimizer-layout cerebras) for a target that runs wse.optim's or cerebras.pytorch's "
+            f"{opt.algorithm}, pass approximate=True (--approximate) to accept torch's definition, or convert the "
+            "model only"
+        )
     if opt.algorithm == "AdamW" and opt.differs_from_torch():
         raise CheckpointError(
             f"{where}: the source AdamW is transformers' older one (eps added to sqrt(v), weight decay after "

@@ -415,7 +415,7 @@ def test_pickled_leaf_is_not_unpickled(tmp_path):
 def test_existing_destination_and_unwritable_dtype_leave_nothing(tmp_path):
     target = tmp_path / "out.mdl"
     target.write_bytes(b"keep me")
-    with pytest.raises(CheckpointError, match="exists"):
+    with pytest.raises(CheckpointError, match="already exists"):
         C.save(C.Checkpoint(model={"w": torch.zeros(2)}), target, "cerebras")
     assert target.read_bytes() == b"keep me"
     model = OrderedDict(a=torch.zeros(3), b=torch.zeros(2, dtype=torch.int8), c=torch.ones(1))

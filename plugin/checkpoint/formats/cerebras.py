@@ -473,9 +473,10 @@ def write(checkpoint: Checkpoint, path: str, model_only: bool = False, overwrite
             denominator; by lr**2*wd times the update).
         progress: show a progress bar (in bytes) while a large model is written.
     """
-    if os.path.exists(path) and not overwrite:
-        raise CheckpointError(f"{path} exists; cstorch.save refuses to overwrite a checkpoint. Remove it, choose "
-                              f"another name, or pass overwrite=True")
+    _io.refuse_existing(path, overwrite)  # as cstorch.save refuses to
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CheckpointError(f"cannot write {path}: folder {folder} does not exist")
     metadata = checkpoint.metadata or {}
     prefix = metadata.get("cerebras_model_prefix", "") if metadata.get("format") == "cerebras" else ""
     bare = not (checkpoint.optimizers or checkpoint.schedulers or checkpoint.step is not None)
