@@ -2,7 +2,8 @@
 
 Accelerate keeps no global step (``random_states_*.pkl["step"]`` counts ``accumulate()``
 micro-batches), so the writer adds a JSON sidecar ``wse_state.json`` with the step and the
-reader prefers it, then the optimizer's own step count, then the scheduler's.
+reader prefers it, then the ``wse_accelerate.json`` of ``wse.accelerate`` runs, then the
+optimizer's own step count, then the scheduler's.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from ..hub import Checkpoint, CheckpointError
 from ..optim_state import steps_taken
 
 SIDECAR = "wse_state.json"
+WSE_ACCELERATE = "wse_accelerate.json"
 _FILES = ("model.safetensors", "pytorch_model.bin", "optimizer.bin", "random_states_0.pkl")
 
 
@@ -87,15 +89,20 @@ def read(path: str, *, unsafe: bool = False, model_only: bool = False, param_nam
             checkpoint.schedulers.append(dict(_io.torch_load(os.path.join(path, f"scheduler{_suffix(index)}.bin"),
                                                              unsafe=unsafe)))
             index += 1
-    checkpoint.step = _step(checkpoint, sidecar)
+    checkpoint.step = _step(checkpoint, sidecar, path)
     if "epoch" in sidecar:
         checkpoint.metadata["epoch"] = sidecar["epoch"]
     return checkpoint
 
 
-def _step(checkpoint: Checkpoint, sidecar: Mapping[str, Any]) -> Optional[int]:
+def _step(checkpoint: Checkpoint, sidecar: Mapping[str, Any], path: str) -> Optional[int]:
     if isinstance(sidecar.get("step"), int):
         return sidecar["step"]
+    run_file = os.path.join(path, WSE_ACCELERATE)  # written by wse.accelerate.prepare's save_state
+    if os.path.isfile(run_file):
+        run = _io.read_json(run_file)
+        if isinstance(run, dict) and isinstance(run.get("global_step"), int):
+            return run["global_step"]
     for opt in checkpoint.optimizers:
         taken = steps_taken(opt)
         if taken is not None:
