@@ -257,6 +257,7 @@ class Device:
         self._warned: set = set()
         self._verified = 0
         self._inputs_compared = 0
+        self._graphs_not_compared = 0  # verified steps whose inputs differed (check="warn")
         self._capture_seconds: Optional[float] = None
         self._closures: list = []
         self._compiled: List[CompiledStep] = []
@@ -355,6 +356,8 @@ class Device:
             if run.capture:
                 self._inputs = None
             graph_checked = self._check_inputs(number, inputs, named_inputs, run.location)
+            if not graph_checked:
+                self._graphs_not_compared += 1
             if not run.capture:
                 for index in range(len(self.optimizers)):
                     self._compare_state(run, index, f"code run between steps {self._completed} and {number}", run.location)
@@ -741,6 +744,7 @@ class Device:
             capture_at=self.capture_step,
             verify_every=self.verify_every,
             steps_inputs_compared=self._inputs_compared,
+            steps_graph_not_compared=self._graphs_not_compared,
             reads_allowed_in=self._allowed_names,
         )
 

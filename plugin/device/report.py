@@ -46,6 +46,8 @@ class DeviceReport:
     verify_every: Optional[int] = None
     #: Steps outside the checked ones whose inputs were still compared with the captured step's.
     steps_inputs_compared: int = 0
+    #: Verified steps whose operations were not compared: their inputs differed (``check="warn"``).
+    steps_graph_not_compared: int = 0
     #: Code whose host reads are not violations (``allow_host_reads_in``, ``host_code``).
     reads_allowed_in: Tuple[str, ...] = ()
 
@@ -138,6 +140,11 @@ class DeviceReport:
                 f"{_count(self.steps_verified, 'later step')} verified against it{every}: their operations, host "
                 f"reads, optimizer state, hyperparameters and inputs"
             )
+            if self.steps_graph_not_compared:
+                parts.append(
+                    f"the operations of {self.steps_graph_not_compared} of them not compared (their inputs differed "
+                    f"from the captured step's)"
+                )
         else:
             parts.append("no later step verified")
         if self.steps_inputs_compared:

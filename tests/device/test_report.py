@@ -120,3 +120,19 @@ def test_the_summary_of_a_warned_run_counts_the_violations_by_kind():
         "wse device: 3 steps, step 1 captured and 2 verified against it: "
         "6 violations (host hyperparameter: 3, host sync: 3), warned once per kind"
     )
+
+
+def test_a_warned_step_whose_inputs_differ_is_counted_as_not_compared():
+    tiny = Tiny(optimizer="adamw")
+    device = tiny.device(check="warn")
+    inputs = batches(4)
+    inputs[2] = inputs[2][:6]  # step 3, inside the verification window
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for x in inputs:
+            with device.step(x):
+                tiny.train_step(x)
+    report = device.report()
+    assert (report.steps_verified, report.steps_graph_not_compared) == (3, 1)
+    assert report.violations == {"shape change": 1}
+    assert "the operations of 1 of them not compared (their inputs differed" in report.format()
