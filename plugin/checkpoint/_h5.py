@@ -82,6 +82,12 @@ def h5_modules():
     return h5py, hdf5plugin
 
 
+def open_file(h5py, path: str, mode: str):
+    """``h5py.File`` with HDF5's file locking where the file system supports it (as cstorch opens
+    its files): a read-only or network file system must not make a checkpoint unreadable."""
+    return h5py.File(path, mode, locking="best-effort")
+
+
 def has_hdf5_signature(path: str) -> bool:
     """Whether ``path`` is a file that starts as an HDF5 file does (no HDF5 library needed)."""
     try:
@@ -188,7 +194,7 @@ class MdlReader:
         h5py, _ = h5_modules()
         self.path = path
         try:
-            self._file = h5py.File(path, "r")
+            self._file = open_file(h5py, path, "r")
         except OSError as error:
             raise CheckpointError(
                 f"{path}: cannot open as an HDF5 file ({error}); the file is truncated, corrupt or not "
@@ -522,7 +528,7 @@ def write_tree(tree: Any, path: str, progress: Optional[Callable[[str], None]] =
     documents: Dict[str, str] = {}
     first_holder: Dict[int, Tuple[str, torch.Tensor]] = {}
     try:
-        with h5py.File(temporary, "w-") as out:
+        with open_file(h5py, temporary, "w-") as out:
             out.attrs.update(head)
             for leaf in leaves:
                 value = leaf.produce() if leaf.produce is not None else leaf.value

@@ -575,3 +575,20 @@ def test_each_algorithm_resumes_from_the_translated_state(algorithm, layout):
     assert got == pytest.approx(expected, abs=1e-6)
     for (name, p), q in zip(source.named_parameters(), resumed.parameters()):
         torch.testing.assert_close(q, p, atol=1e-6, rtol=0, msg=name)
+
+
+def test_model_zoo_prefix_goes_back_unless_another_is_asked(tmp_path):
+    checkpoint = C.load(FIXTURES / "sgd.mdl")
+    C.save(checkpoint, tmp_path / "zoo.mdl", "cerebras")
+    C.save(checkpoint, tmp_path / "plain.mdl", "cerebras", prefix="")
+    with h5py.File(tmp_path / "zoo.mdl", "r") as zoo, h5py.File(tmp_path / "plain.mdl", "r") as plain:
+        assert "model.model.fc1.weight" in zoo and "schedulers.1.last_epoch" in zoo
+        assert "model.fc1.weight" in plain and "model.model.fc1.weight" not in plain
+
+
+def test_an_optimizer_without_counterpart_is_an_error_that_names_model_only():
+    from wse.checkpoint.formats import cerebras as cerebras_format
+
+    state = {"state": {0: {"z": torch.zeros(2)}}, "param_groups": [{"lr": 0.1, "zeta": 3, "params": [0]}]}
+    with pytest.raises(CheckpointError, match=r"model_only=True \(--model-only\)"):
+        cerebras_format.optimizer_to_hub(state, ["w"], where="x.mdl")

@@ -69,7 +69,7 @@ def sniff(path: str) -> bool:
     except CheckpointError:
         return True
     try:
-        with h5py.File(path, "r") as handle:
+        with _h5.open_file(h5py, path, "r") as handle:
             return "__spec__" in handle.attrs and "__version__" in handle.attrs
     except (OSError, ValueError):
         return False
@@ -461,7 +461,7 @@ class _Streamed(Mapping):
 
 
 def write(checkpoint: Checkpoint, path: str, model_only: bool = False, overwrite: bool = False,
-          approximate: bool = False, progress: bool = True, **_: Any) -> None:
+          approximate: bool = False, progress: bool = True, prefix: Optional[str] = None, **_: Any) -> None:
     """Write ``checkpoint`` as cstorch.save writes a training state (``cstorch.load`` reads it).
 
     Args:
@@ -472,13 +472,16 @@ def write(checkpoint: Checkpoint, path: str, model_only: bool = False, overwrite
             neither, so the resumed run differs slightly (by eps*(1-sqrt(1-beta2**t)) in the
             denominator; by lr**2*wd times the update).
         progress: show a progress bar (in bytes) while a large model is written.
+        prefix: put before every model name ("model." for the Model Zoo 2.x Trainer); by
+            default a Cerebras source's own prefix, else none.
     """
     _io.refuse_existing(path, overwrite)  # as cstorch.save refuses to
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise CheckpointError(f"cannot write {path}: folder {folder} does not exist")
     metadata = checkpoint.metadata or {}
-    prefix = metadata.get("cerebras_model_prefix", "") if metadata.get("format") == "cerebras" else ""
+    if prefix is None:
+        prefix = metadata.get("cerebras_model_prefix", "") if metadata.get("format") == "cerebras" else ""
     bare = not (checkpoint.optimizers or checkpoint.schedulers or checkpoint.step is not None)
     if metadata.get("cerebras_layout") == "state_dict" and bare:
         # it came as a bare state dict: cstorch.save(model.state_dict(), path)
