@@ -535,7 +535,11 @@ class Device:
         mismatch = run.verifier.on_event(event)
         if mismatch is None:
             return
-        mismatch.library = library_call(sys._getframe(1), self._open_optimizer(run))
+        if mismatch.branch is not None:
+            # A library that branched on a value it read changed the graph itself. Any other
+            # change merely shows up inside a library (a module run in eval mode from step 3
+            # differs in torch.nn's code) and is the user's to find.
+            mismatch.library = library_call(sys._getframe(1), self._open_optimizer(run))
         if run.optimizer_open is not None:
             run.pending_mismatch = mismatch
         else:

@@ -110,8 +110,13 @@ class GraphMismatch:
         self.location = location
         self.library: Optional["LibraryCall"] = None
 
-    def _branch(self) -> Optional[Tuple[object, object]]:
-        """The two results, when the differing events are the same host read with other results."""
+    @property
+    def branch(self) -> Optional[Tuple[object, object]]:
+        """The two results, when the differing events are the same host read with other results.
+
+        Then the code that made the read took another branch on it: that code, not the
+        line that called it, changed the operations.
+        """
         expected, actual = self.expected, self.actual
         if expected is None or actual is None or is_marker(expected) or is_marker(actual):
             return None
@@ -136,7 +141,7 @@ class GraphMismatch:
                 f"{captured_step}, from operation #{self.index + 1} on:\n"
                 f"  captured: {self.expected_text}\n  now:      {self.actual_text}"
             )
-        branch = self._branch()
+        branch = self.branch
         decided = (
             f": the value read on the host decides a branch in Python ({branch[0]!r} at the captured step "
             f"{captured_step}, {branch[1]!r} at step {self.step})"

@@ -233,3 +233,22 @@ def test_a_read_in_the_users_own_code_names_no_library():
     assert_user_line(caught.value, "own-read")
     assert caught.value.library is None
     assert "torch.where" in str(caught.value)
+
+
+def test_a_graph_change_that_only_shows_up_inside_torch_nn_is_not_blamed_on_it():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Dropout(0.5), torch.nn.Linear(8, 1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    device = Device(model, optimizer)
+    with pytest.raises(GraphChangeError) as caught:
+        for step, x in enumerate(batches(4), start=1):
+            if step == 3:
+                model.eval()  # the user's change: dropout stops running
+            with device.step(x):
+                model(x).pow(2).mean().backward()  #@eval-forward@
+                optimizer.step()
+                optimizer.zero_grad()
+    error = caught.value
+    assert error.step == 3 and error.library is None
+    assert_user_line(error, "eval-forward")
+    assert "Python control flow on the step number or on data" in str(error)
