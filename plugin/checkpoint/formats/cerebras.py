@@ -79,14 +79,14 @@ def sniff(path: str) -> bool:
 
 
 def read(path: str, model_only: bool = False, param_names: Optional[Sequence[str]] = None,
-         optimizer: Optional[str] = None, **_: Any) -> Checkpoint:
+         algorithm: Optional[str] = None, **_: Any) -> Checkpoint:
     """Read a ``.mdl`` file into the hub form; model tensors are read lazily, one at a time.
 
     Args:
         model_only: read only the model (no optimizer, scheduler or step).
         param_names: the parameter names in optimizer order, when they cannot be told from
             the model state dict (buffers or tied weights of the same shapes in between).
-        optimizer: the optimizer class name ("AdamW", "SGD", ...) when its param-group keys
+        algorithm: the optimizer class name ("AdamW", "SGD", ...) when its param-group keys
             are ambiguous (Adam and AdamW without weight decay are the same computation).
     """
     reader = _h5.MdlReader(path)
@@ -151,7 +151,7 @@ def read(path: str, model_only: bool = False, param_names: Optional[Sequence[str
             names = param_names if len(states) == 1 or param_names is None else param_names[index]
             names_by_position = _position_names(state, model, names, where, checkpoint)
             checkpoint.optimizers.append(
-                _optimizer_to_hub(state, names_by_position, optimizer, checkpoint.step, where))
+                _optimizer_to_hub(state, names_by_position, algorithm, checkpoint.step, where))
     if checkpoint.step is None:
         checkpoint.step = _step_from_state(checkpoint)
     return checkpoint
@@ -240,7 +240,9 @@ def _position_names(saved: dict, model: Mapping[str, torch.Tensor], param_names:
             raise CheckpointError(f"{where}: param_names has {len(names)} names, the optimizer has "
                                   f"{len(positions)} parameters")
         for name, shape in zip(names, shapes):
-            if name in model and shape is not None and tuple(tensor_info(model, name)[1]) != shape:
+            if name not in model:
+                raise CheckpointError(f"{where}: param_names names {name!r}, which the model does not have")
+            if shape is not None and tuple(tensor_info(model, name)[1]) != shape:
                 raise CheckpointError(f"{where}: parameter {name!r} has shape {list(tensor_info(model, name)[1])} "
                                       f"in the model but {list(shape)} in the optimizer state; param_names is "
                                       f"not in optimizer order")
@@ -316,7 +318,7 @@ def _algorithm(groups: List[dict], states: List[dict], requested: Optional[str],
             f"(--model-only) to keep only the weights"
         )
     if requested is not None and requested != found:
-        raise CheckpointError(f"{where}: optimizer={requested!r} was given, but the state is that of {found}")
+        raise CheckpointError(f"{where}: algorithm={requested!r} was given, but the state is that of {found}")
     return found
 
 
