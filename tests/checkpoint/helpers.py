@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-import math
-import os
 import warnings
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import lightning as L
 import torch

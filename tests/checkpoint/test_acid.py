@@ -4,14 +4,13 @@ steps' losses and parameters equal those of the source continuing (same data, fl
 The foreign checkpoints are written by the real libraries (transformers' Trainer, Lightning,
 Accelerate) during each test; the tiny GPT-2 is built from a config, nothing is downloaded.
 """
-import os
 
 import lightning as L
 import pytest
 import torch
 
 from wse.callbacks import StateDictTranslation
-from wse.checkpoint import convert, detect, load
+from wse.checkpoint import convert, detect
 from wse.lightning import WSEStrategy
 
 from .helpers import (BATCH, LR, QUIET, RESUME_AT, TOTAL_STEPS, WEIGHT_DECAY, LanguageModel, flat_parameters, gpt2,

@@ -9,7 +9,7 @@ from safetensors.torch import load_file, save_file
 from wse.checkpoint import LazyStateDict, convert, detect, load, save
 from wse.checkpoint.formats import canonical, get, names
 
-from .helpers import gpt2, gpt2_config, quiet_logs
+from .helpers import gpt2, quiet_logs
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import glob
 import os
-import re
 from typing import Any, Dict, List, Mapping, Optional
 
 import torch

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional
 
 import torch
 
-from .. import _io, names as N
+from .. import _io
 from .._transformers import skeleton
 from .._translate import _remap
 from ..hub import Checkpoint, CheckpointError, LazyStateDict

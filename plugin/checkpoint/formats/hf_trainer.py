@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import glob
 import os
-import random
 from typing import Any, Dict, Optional
 
 import torch

@@ -11,7 +11,7 @@ import importlib.metadata
 import math
 import os
 import zipfile
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional
 
 import torch
 
