@@ -27,8 +27,10 @@ class _FetchOutsideTheStep:
         return self
 
     def __next__(self):
-        with self._run.loading():
-            return next(self._batches)
+        if self._run.checks_open_step():
+            with self._run.loading():
+                return next(self._batches)
+        return next(self._batches)
 
     def __len__(self):
         return len(self._batches)

@@ -112,6 +112,7 @@ class AccelerateRun:
         # optimizer.step() calls of the current accumulation cycle, and the most seen in one.
         self._micro_batches = 0
         self._full_cycle = False
+        self._update_to_log = False
 
         multiprocess = accelerator.num_processes > 1
         settings = self.device_settings
@@ -181,10 +182,14 @@ class AccelerateRun:
     def _skip_first_batches(self, skip_first_batches, dataloader, num_batches: int = 0):
         return load_outside_the_step(skip_first_batches(dataloader, num_batches), self)
 
+    def checks_open_step(self) -> bool:
+        """Whether a step is open and the device's instruments are installed (captured or verified)."""
+        return self._checked and self.device.in_step
+
     @contextlib.contextmanager
     def loading(self):
         """Fetch a batch beside the step, not in its graph (micro-batches load inside an open step)."""
-        if not (self.device.in_step and self._checked):
+        if not self.checks_open_step():
             yield  # nothing of the device is installed: nothing to step around
             return
         from torch.utils._python_dispatch import _disable_current_modes
@@ -248,6 +253,7 @@ class AccelerateRun:
             raise
         if self._updated[index] and index == 0:
             self.global_step += 1
+            self._update_to_log = True
         if synchronised:
             self._stepped_in_step.add(index)
             if len(self._stepped_in_step) == len(self.optimizers):
@@ -298,7 +304,8 @@ class AccelerateRun:
             device.check_recompilation()
         if self.monitor is not None and self._snapshot is not None:
             snapshot, self._snapshot = self._snapshot, None
-            if self.accelerator.is_main_process:
+            updated, self._update_to_log = self._update_to_log, False
+            if updated and self.accelerator.is_main_process:  # a skipped update used no values
                 self.accelerator.log(snapshot.values(), step=self.global_step - 1)
 
     # -- the end of the run -------------------------------------------------------------
