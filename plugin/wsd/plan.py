@@ -44,11 +44,17 @@ class CheckpointPlan:
     def __init__(self, periods: Sequence[DecayPeriod], branch: bool = False):
         self.periods = list(periods)
         self.branch = bool(branch)
+        # Looked up after every optimizer update: dictionaries, not scans.
         self._events = {}
+        self._branches = {}
         for period in self.periods:
             self._events.setdefault(period.pre_decay_step, []).append(Event(PRE_DECAY, period))
             if not self.branch or period.decay_steps == 0:
                 self._events.setdefault(period.period_end, []).append(Event(POST_DECAY, period))
+            if self.branch and period.decay_steps > 0:
+                self._branches.setdefault(period.pre_decay_step, []).append(period)
+        self._windows = [(p.pre_decay_step, p.period_end) for p in self.periods]
+        self._last_end = self.periods[-1].period_end if self.periods else 0
 
     def events_at(self, step: int) -> List[Event]:
         """What to do once ``step`` updates are done, pre-decay saves first."""
@@ -56,17 +62,13 @@ class CheckpointPlan:
 
     def branches_at(self, step: int) -> List[DecayPeriod]:
         """The periods whose decay a branch runs from ``step`` (branch mode only)."""
-        if not self.branch:
-            return []
-        return [p for p in self.periods if p.pre_decay_step == step and p.decay_steps > 0]
+        return self._branches.get(step, [])
 
     def holds(self, step: int) -> bool:
         """Whether the run keeps its stable learning rate for the update after ``step`` (branch mode)."""
         if not self.branch:
             return False
-        if step > self.periods[-1].period_end:
-            return True
-        return any(p.pre_decay_step <= step <= p.period_end for p in self.periods)
+        return step > self._last_end or any(start <= step <= end for start, end in self._windows)
 
     @property
     def checkpoint_steps(self) -> List[int]:
