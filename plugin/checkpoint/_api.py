@@ -65,13 +65,14 @@ def convert(src: PathLike, dst: PathLike, to: str, *, from_format: Optional[str]
     ``torch.dtype``); ``config``: the HF ``config.json`` (path or dict) for hf / hf-trainer
     targets; ``step``: the global step when the source does not record it. Other options go to
     the reader and writer (``param_names``, ``prefix``, ``param_groups``, ``optimizer_layout``,
-    ``approximate``, ``overwrite``, ``progress``). Returns the checkpoint as written.
+    ``approximate``, ``overwrite``, ``progress``). ``config`` also tells an Accelerate reader the
+    model's structure. Returns the checkpoint as written.
     """
     from . import _translate
     from .names import RenameRules
 
     target = formats.canonical(to)
-    checkpoint = load(src, from_format, model_only=model_only, unsafe=unsafe, **options)
+    checkpoint = load(src, from_format, model_only=model_only, unsafe=unsafe, config=config, **options)
     if rename is not None:
         rules = rename if isinstance(rename, RenameRules) else RenameRules.from_file(os.fspath(rename))
         checkpoint = _translate.rename(checkpoint, rules)

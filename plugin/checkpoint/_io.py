@@ -126,6 +126,7 @@ def torch_load(path: str, *, unsafe: bool = False, rng: bool = False, mmap: bool
     """
     try:
         if unsafe:
+            log.warning("unpickling %s with unsafe=True: this runs any code the file holds", path)
             return torch.load(path, map_location="cpu", weights_only=False)
         if rng:
             with torch.serialization.safe_globals(_numpy_globals()):

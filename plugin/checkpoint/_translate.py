@@ -237,13 +237,16 @@ def _cast(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return tensor.to(dtype) if tensor.is_floating_point() else tensor
 
 
-def materialise(model: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """A plain dict of the model's tensors (loading a lazy mapping one tensor at a time); tied
-    keys of a lazy mapping become the same tensor, as ``state_dict()`` gives them."""
+def materialise(model: Mapping[str, torch.Tensor], progress: Optional[str] = None) -> Dict[str, torch.Tensor]:
+    """A plain dict of the model's tensors (loading a lazy mapping one tensor at a time, with a
+    progress bar titled ``progress`` when large); tied keys of a lazy mapping become the same
+    tensor, as ``state_dict()`` gives them."""
     if not isinstance(model, LazyStateDict):
         return dict(model)
+    from ._io import with_progress
+
     out: Dict[str, torch.Tensor] = {}
-    for name in model:
+    for name in with_progress(list(model), model, progress):
         source = model.aliases.get(name)
         out[name] = out[source] if source in out else model[name]
     return out

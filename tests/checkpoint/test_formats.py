@@ -125,3 +125,44 @@ def test_accelerate_sidecar_carries_the_step_and_parameter_order(tmp_path):
     checkpoint = load(tmp_path / "acc")
     assert checkpoint.step == 7
     assert checkpoint.optimizers[0].param_groups[0]["params"] == ["0.weight", "0.bias", "1.weight", "1.bias"]
+
+
+def test_accelerate_with_a_config_gets_its_tied_head_and_parameter_order_back(tmp_path):
+    from accelerate import Accelerator
+
+    from .helpers import LanguageModel, tokens_loader
+
+    accelerator = Accelerator(cpu=True)
+    model = accelerator.prepare(gpt2())
+    optimizer = accelerator.prepare(torch.optim.AdamW(model.parameters(), lr=1e-3))
+    model(**next(iter(tokens_loader()))).loss.backward()
+    optimizer.step()
+    accelerator.save_state(str(tmp_path / "state"))
+    assert "lm_head.weight" not in load_file(str(tmp_path / "state" / "model.safetensors"))
+
+    model.config.to_json_file(str(tmp_path / "config.json"))
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["architectures"] = ["GPT2LMHeadModel"]
+    convert(tmp_path / "state", tmp_path / "resume.ckpt", to="lightning", config=config)
+    written = torch.load(tmp_path / "resume.ckpt", weights_only=True)
+    assert written["global_step"] == 1  # Accelerate keeps no step: the optimizer's own count
+    module = LanguageModel(gpt2(seed=4), trainer_groups=False)
+    module.load_state_dict(written["state_dict"])  # strict: the tied head is there
+    resumed = torch.optim.AdamW(module.parameters(), lr=1e-3)
+    resumed.load_state_dict(written["optimizer_states"][0])
+    for (name, parameter), (_, source) in zip(module.model.named_parameters(), model.named_parameters()):
+        torch.testing.assert_close(resumed.state[parameter]["exp_avg"], optimizer.state[source]["exp_avg"], msg=name)
+
+
+def test_a_one_group_optimizer_is_split_into_trainers_two_groups(tmp_path):
+    model = gpt2()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "step": 0}, tmp_path / "src.pt")
+    convert(tmp_path / "src.pt", tmp_path / "checkpoint-0", to="hf-trainer", config=model.config.to_dict())
+    groups = torch.load(tmp_path / "checkpoint-0" / "optimizer.pt", weights_only=True)["param_groups"]
+    assert [len(group["params"]) for group in groups] == [6, 10]  # matrices; biases and LayerNorms
+    assert [group["weight_decay"] for group in groups] == [0.05, 0.05]  # the source decayed every parameter
+    scheduler_state = torch.load(tmp_path / "checkpoint-0" / "scheduler.pt", weights_only=True)
+    assert scheduler_state["base_lrs"] == [1e-3, 1e-3] and len(scheduler_state["lr_lambdas"]) == 2

@@ -37,7 +37,9 @@ def _suffix(index: int) -> str:
 
 
 def read(path: str, *, unsafe: bool = False, model_only: bool = False, param_names: Any = None,
-         algorithm: Optional[str] = None, **_: Any) -> Checkpoint:
+         algorithm: Optional[str] = None, config: Any = None, **_: Any) -> Checkpoint:
+    """``config``: the Hugging Face ``config.json`` (path or dict) of a transformers model, which
+    gives the parameter order and restores the tied weights Accelerate's safetensors drops."""
     safe = os.path.join(path, "model.safetensors")
     if os.path.isfile(safe):
         model, _ = _io.read_safetensors(safe)
@@ -52,10 +54,12 @@ def read(path: str, *, unsafe: bool = False, model_only: bool = False, param_nam
         model = _remap(model, {key: key[len(strip):] for key in model})
     checkpoint = Checkpoint(model=model, metadata={"format": "accelerate", "prefix": strip})
     sidecar = _io.read_json(os.path.join(path, SIDECAR)) if os.path.isfile(os.path.join(path, SIDECAR)) else {}
-    if os.path.isfile(os.path.join(path, "config.json")):  # a user who saved the HF config beside it
+    if config is None and os.path.isfile(os.path.join(path, "config.json")):  # saved beside it
+        config = os.path.join(path, "config.json")
+    if config is not None:
         from . import hf
 
-        config = _io.read_json(os.path.join(path, "config.json"))
+        config = hf._config_content(checkpoint, config, path)
         checkpoint.metadata["config"] = config
         checkpoint.model = hf.complete_model(model, config, checkpoint, path)
         ordered = ordered or "parameters" in checkpoint.metadata

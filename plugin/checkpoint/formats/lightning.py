@@ -111,7 +111,7 @@ def _dig(tree: Mapping, path) -> Any:
 
 def write(checkpoint: Checkpoint, path: str, *, overwrite: bool = False, prefix: Optional[str] = None,
           param_groups: str = "auto", optimizer_layout: str = "torch", approximate: bool = False,
-          **_: Any) -> None:
+          progress: bool = True, **_: Any) -> None:
     """``prefix`` is the LightningModule attribute path of the model (``"model."`` for
     ``self.model = ...``, the default unless the source was a Lightning checkpoint with its
     own prefix; ``""`` when the LightningModule's own parameters are the model's)."""
@@ -128,7 +128,7 @@ def write(checkpoint: Checkpoint, path: str, *, overwrite: bool = False, prefix:
         "epoch": epoch,
         "global_step": step,
         "pytorch-lightning_version": _lightning_version(),
-        "state_dict": N.add_prefix(materialise(checkpoint.model), prefix or ""),
+        "state_dict": N.add_prefix(materialise(checkpoint.model, "reading tensors" if progress else None), prefix or ""),
         "loops": loops(step, epoch, scheduler_steps=step if schedulers else 0),
         "callbacks": {},
         "optimizer_states": optimizers,

@@ -71,12 +71,13 @@ def read(path: str, *, unsafe: bool = False, model_only: bool = False, param_nam
 
 
 def write(checkpoint: Checkpoint, path: str, *, overwrite: bool = False, param_groups: str = "auto",
-          optimizer_layout: str = "torch", approximate: bool = False, prefix: str = "", **_: Any) -> None:
+          optimizer_layout: str = "torch", approximate: bool = False, prefix: str = "", progress: bool = True,
+          **_: Any) -> None:
     """A bare state dict when there is only a model; else ``{"model", "optimizer",
     "scheduler", "step", ...}`` (``optimizers``/``schedulers`` lists when there are several)."""
     optimizers, schedulers = optimizer_for_target(checkpoint, where=path, param_groups=param_groups,
                                                   layout=optimizer_layout, approximate=approximate)
-    model = N.add_prefix(materialise(checkpoint.model), prefix)
+    model = N.add_prefix(materialise(checkpoint.model, "reading tensors" if progress else None), prefix)
     if not optimizers and not schedulers and checkpoint.step is None:
         payload: Dict[str, Any] = model
     else:
