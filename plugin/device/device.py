@@ -78,7 +78,7 @@ def _as_list(value, name: str) -> list:
     except TypeError:
         what = "an optimizer" if name == "optimizers" else "a scheduler"
         raise TypeError(
-            f"Device: `{name}` must be {what} or a list of them, got a {type(value).__name__}."
+            f"Device: `{name}` must be {what} or a list of them, got a value of type {type(value).__name__}."
         ) from None
 
 

@@ -19,9 +19,9 @@ def test_a_wrong_check_mode_lists_what_each_mode_does():
 
 def test_a_wrong_container_names_what_was_expected():
     tiny = Tiny()
-    with pytest.raises(TypeError, match="`optimizers` must be an optimizer or a list of them, got a int"):
+    with pytest.raises(TypeError, match="`optimizers` must be an optimizer or a list of them, got a value of type int"):
         Device(tiny.model, 3)
-    with pytest.raises(TypeError, match="`schedulers` must be a scheduler or a list of them, got a int"):
+    with pytest.raises(TypeError, match="`schedulers` must be a scheduler or a list of them, got a value of type int"):
         Device(tiny.model, tiny.optimizer, 3)
 
 
