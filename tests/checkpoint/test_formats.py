@@ -166,3 +166,33 @@ def test_a_one_group_optimizer_is_split_into_trainers_two_groups(tmp_path):
     assert [group["weight_decay"] for group in groups] == [0.05, 0.05]  # the source decayed every parameter
     scheduler_state = torch.load(tmp_path / "checkpoint-0" / "scheduler.pt", weights_only=True)
     assert scheduler_state["base_lrs"] == [1e-3, 1e-3] and len(scheduler_state["lr_lambdas"]) == 2
+
+
+def test_accelerate_load_state_accepts_a_written_directory(tmp_path):
+    from accelerate import Accelerator
+
+    from .helpers import tokens_loader
+
+    model = gpt2()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 ** step)
+    for batch in tokens_loader():
+        model(**batch).loss.backward()
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "step": 3}, tmp_path / "train.pt")
+    convert(tmp_path / "train.pt", tmp_path / "state", to="accelerate")
+
+    accelerator = Accelerator(cpu=True)
+    fresh = gpt2(seed=5)
+    fresh_optimizer = torch.optim.AdamW(fresh.parameters(), lr=1e-3)
+    fresh_scheduler = torch.optim.lr_scheduler.LambdaLR(fresh_optimizer, lambda step: 0.5 ** step)
+    fresh, fresh_optimizer, fresh_scheduler = accelerator.prepare(fresh, fresh_optimizer, fresh_scheduler)
+    accelerator.load_state(str(tmp_path / "state"))
+    assert fresh_scheduler.scheduler.last_epoch == 3
+    assert fresh_optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.5 ** 3)
+    for (name, parameter), source in zip(fresh.named_parameters(), model.parameters()):
+        assert torch.equal(parameter, source), name
+        assert torch.equal(fresh_optimizer.state[parameter]["exp_avg"], optimizer.state[source]["exp_avg"]), name
