@@ -201,12 +201,15 @@ def _load_model(pl_module, model: Mapping[str, torch.Tensor], strict: bool, wher
 def _load_optimizers(trainer, checkpoint, names, prefix: str, where: str) -> None:
     from wse.checkpoint._translate import regroup_scheduler
     from wse.checkpoint.optim_state import from_hub, group_mapping, regroup
+    from wse.optim import Optimizer as CerebrasOptimizer
 
     mappings = []
     for number, (optimizer, opt) in enumerate(zip(trainer.optimizers, checkpoint.optimizers)):
         target = [[name[len(prefix):] if name.startswith(prefix) else name for name in group] for group in names[number]]
         fitted = regroup(opt, target, where)
-        optimizer.load_state_dict(from_hub(fitted, where=where))
+        # wse.optim's optimizers keep the Cerebras layout (beta powers, its eps placement)
+        layout = "cerebras" if isinstance(optimizer, CerebrasOptimizer) else "torch"
+        optimizer.load_state_dict(from_hub(fitted, where=where, layout=layout))
         mappings.append(group_mapping(opt, fitted))
     configs = trainer.lr_scheduler_configs
     for number, state in enumerate(checkpoint.schedulers[:len(configs)]):

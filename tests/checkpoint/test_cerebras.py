@@ -592,3 +592,39 @@ def test_an_optimizer_without_counterpart_is_an_error_that_names_model_only():
     state = {"state": {0: {"z": torch.zeros(2)}}, "param_groups": [{"lr": 0.1, "zeta": 3, "params": [0]}]}
     with pytest.raises(CheckpointError, match=r"model_only=True \(--model-only\)"):
         cerebras_format.optimizer_to_hub(state, ["w"], where="x.mdl")
+
+
+@pytest.mark.slow
+def test_state_dict_translation_callback_starts_from_a_mdl_and_exports_one(tmp_path):
+    import lightning as L
+
+    from wse.callbacks import StateDictTranslation
+
+    class Module(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.model = Net()
+            self.losses = []
+
+        def training_step(self, pair, _):
+            x, y = (t.squeeze(0) for t in pair)
+            loss = torch.nn.functional.mse_loss(self.model(x), y)
+            self.losses.append(loss.item())
+            return loss
+
+        def configure_optimizers(self):
+            optimizer, schedulers = optimizer_and_schedulers("adamw", self.model)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedulers[0], "interval": "step"}}
+
+    module = Module()
+    callback = StateDictTranslation(load_from=str(FIXTURES / "adamw.mdl"), export_to=str(tmp_path / "step{step}.mdl"),
+                                    export_format="cerebras", export_on="end")
+    trainer = L.Trainer(max_steps=N + K, accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, enable_checkpointing=False, callbacks=[callback])
+    trainer.fit(module, torch.utils.data.DataLoader(_Batches(N, K), batch_size=1))
+    assert_matches_source("adamw", module.model, module.losses)
+    exported = C.load(tmp_path / f"step{N + K}.mdl")
+    assert exported.step == N + K and exported.schedulers[0]["last_epoch"] == N + K
+    assert float(exported.optimizers[0].state["fc1.weight"]["step"]) == N + K
+    for name, p in module.model.named_parameters():
+        assert torch.equal(exported.model[name], p.detach())

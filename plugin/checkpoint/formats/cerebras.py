@@ -236,6 +236,7 @@ def _position_names(saved: dict, model: Mapping[str, torch.Tensor], param_names:
             names = [name for group in param_names for name in group]
         else:
             names = [str(name) for name in param_names]
+        names = _without_module_prefix(names, model)
         if len(names) != len(positions):
             raise CheckpointError(f"{where}: param_names has {len(names)} names, the optimizer has "
                                   f"{len(positions)} parameters")
@@ -275,6 +276,19 @@ def _position_names(saved: dict, model: Mapping[str, torch.Tensor], param_names:
             "optimizer parameters named by matching shapes in model order, group by group; pass param_names "
             "to name them explicitly"
         )
+    return names
+
+
+def _without_module_prefix(names: List[str], model: Mapping[str, torch.Tensor]) -> List[str]:
+    """``names`` as the model's keys spell them: names taken from a wrapping module (a
+    LightningModule's ``net.fc.weight``) lose the prefix the saved state dict does not have."""
+    if not names or all(name in model for name in names):
+        return names
+    for key in model:
+        if names[0].endswith("." + key):
+            prefix = names[0][: -len(key)]
+            if all(name.startswith(prefix) and name[len(prefix):] in model for name in names):
+                return [name[len(prefix):] for name in names]
     return names
 
 
