@@ -147,3 +147,11 @@ def test_under_check_warn_the_fit_goes_on_and_the_read_is_warned_once():
     assert (warned[0].location.filename, warned[0].location.lineno) == (__file__, line_of("tensor-list"))
     assert trainer.global_step == 4
     assert trainer.strategy.device.report().violations == {"host sync": 4}  # steps 1 to 4 are checked
+
+
+def test_under_check_off_nothing_is_looked_for_and_the_device_says_so():
+    trainer = fit(ReadsInTrainingStep(list_of_losses), WSEStrategy(check="off"))
+    device = trainer.strategy.device
+    assert trainer.global_step == 4 and device.report().violations == {}
+    assert device.summary() == "wse device: 4 steps, checks off: nothing captured or verified"
+    assert "violations: not looked for (check='off')" in device.report().format()
