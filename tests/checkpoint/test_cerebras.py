@@ -628,3 +628,13 @@ def test_state_dict_translation_callback_starts_from_a_mdl_and_exports_one(tmp_p
     assert float(exported.optimizers[0].state["fc1.weight"]["step"]) == N + K
     for name, p in module.model.named_parameters():
         assert torch.equal(exported.model[name], p.detach())
+
+
+def test_model_tensors_are_read_only_when_used(monkeypatch):
+    reads = []
+    original = _h5.MdlReader.tensor
+    monkeypatch.setattr(_h5.MdlReader, "tensor", lambda self, key: reads.append(key) or original(self, key))
+    checkpoint = C.load(FIXTURES / "adamw.mdl")
+    assert not [key for key in reads if key.startswith("model.")]  # the optimizer state is read, the model not yet
+    checkpoint.model["fc2.bias"]
+    assert [key for key in reads if key.startswith("model.")] == ["model.fc2.bias"]
