@@ -72,7 +72,8 @@ class WSDCheckpointCallback(Callback):
             ``wse.wsd.branch_data``), writes the post-decay checkpoint, and restores the
             run bit for bit. The decay steps are paid once per checkpoint, on top of
             the run's own steps. Branches need automatic optimization, one optimizer,
-            ``accumulate_grad_batches=1`` and a single train dataloader; a branch's
+            ``accumulate_grad_batches=1``, a single train dataloader and a strategy
+            other than ``"wse"`` (which counts every step it runs); a branch's
             ``self.log`` calls are dropped and ``trainer.global_step`` stays at the
             pre-decay step while it runs.
 
@@ -153,11 +154,16 @@ class WSDCheckpointCallback(Callback):
             problems.append(f"{len(trainer.optimizers)} optimizers")
         if trainer.accumulate_grad_batches != 1:
             problems.append(f"accumulate_grad_batches={trainer.accumulate_grad_batches}")
+        from wse.lightning import WSEStrategy
+
+        if isinstance(trainer.strategy, WSEStrategy):
+            # It counts every scheduler step and every device step; a branch would break both counts.
+            problems.append("strategy 'wse', which checks that each scheduler steps once per run step")
         if problems:
             raise ValueError(
                 f"WSDCheckpointCallback(branch=True) runs each decay as automatic-optimization steps of one "
-                f"optimizer, one batch per step; this run has {', '.join(problems)}. Use branch=False to decay "
-                f"in the run itself."
+                f"optimizer, one batch per step, outside the training loop; this run has {', '.join(problems)}. "
+                f"Use branch=False to decay in the run itself."
             )
 
     def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:

@@ -94,3 +94,24 @@ def test_resume_from_every_pre_decay_checkpoint_continues_the_run_exactly(tmp_pa
         b = torch.load(tmp_path / "b" / name, weights_only=True)
         weights = "model_state_dict" if "model_state_dict" in a else "state_dict"
         assert all(torch.equal(a[weights][k], b[weights][k]) for k in a[weights])
+
+
+class QuietStepModel(WSDModel):
+    """Reads nothing on the host inside the step, as strategy "wse" requires."""
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return torch.nn.functional.mse_loss(self.net(x), y)
+
+
+def test_under_strategy_wse_checkpoints_in_the_run_and_refuses_branches(tmp_path):
+    from ..wsd.helpers import WarmupStableDecayLR
+
+    callback = WSDCheckpointCallback(save_dir=tmp_path / "ckpt")
+    trainer, model = fit(tmp_path, [callback], model=QuietStepModel(WarmupStableDecayLR), trainer=dict(strategy="wse"))
+    assert files_in(tmp_path / "ckpt") == sorted(expected_files(40, 2, 0.2))
+    last = torch.load(tmp_path / "ckpt" / "checkpoint_40_wsd_post_decay.pt", weights_only=True)
+    assert all(torch.equal(last["model_state_dict"][k], v) for k, v in model.state_dict().items())
+    with pytest.raises(ValueError, match="strategy 'wse'"):
+        fit(tmp_path, [WSDCheckpointCallback(save_dir=tmp_path / "b", branch=True)],
+            model=QuietStepModel(WarmupStableDecayLR), trainer=dict(strategy="wse"))
