@@ -216,7 +216,11 @@ class LearningRateMonitor(Callback):
 
     def _publish(self, trainer: "pl.Trainer", values: Dict[str, float], step: int) -> None:
         lrs, momenta, decays = self.lrs, self.last_momentum_values, self.last_weight_decay_values
-        metrics = trainer.callback_metrics
+        # The dict behind `trainer.callback_metrics`: that property first gathers every metric
+        # logged with self.log, which costs more than this whole hook.
+        metrics = getattr(trainer._logger_connector, "_callback_metrics", None)
+        if not isinstance(metrics, dict):
+            metrics = trainer.callback_metrics
         for name, value in values.items():
             if name in decays:
                 decays[name] = value
@@ -227,7 +231,7 @@ class LearningRateMonitor(Callback):
                 if series is None:
                     series = lrs[name] = []  # a param group added during the fit
                 series.append(value)
-            metrics[name] = torch.tensor(value)
+            metrics[name] = torch.scalar_tensor(value)
         if trainer.is_global_zero:
             for logger in trainer.loggers:
                 logger.log_metrics(values, step=step)

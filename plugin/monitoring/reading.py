@@ -6,7 +6,8 @@ does (see ``wse.monitoring.naming``) and reads it without a host synchronisation
 moment it is taken: values that are 0-d tensors (the in-graph LR and WD of
 ``strategy="wse"`` or of ``enable_tensor_values()``) are copied on their device, all at
 once (one ``torch.stack`` per device and dtype), and turned into Python floats only when
-asked (one ``tolist()`` per device). Python numbers are read as they are.
+asked (one ``tolist()`` per device). Python numbers, and tensors on the CPU (whose value
+the host can read without waiting for a device), are read at once.
 """
 from __future__ import annotations
 
@@ -174,7 +175,11 @@ class ParamGroupMonitor:
     # -- values -----------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
-        """The current values, copied on their devices without a host synchronisation."""
+        """The current values: numbers and CPU tensors read now, other tensors copied on their device.
+
+        No host synchronisation: a tensor on an accelerator is only copied there (one
+        ``torch.stack`` per device and dtype); it reaches the host in ``Snapshot.values()``.
+        """
         entries = self._current_entries()
         optimizers = self.optimizers
         names: List[str] = []
@@ -187,16 +192,24 @@ class ParamGroupMonitor:
                 continue
             if element is not None:
                 value = value[element]
-            if isinstance(value, torch.Tensor):
-                bucket = buckets.get((value.device, value.dtype))
-                if bucket is None:
-                    bucket = buckets[(value.device, value.dtype)] = (len(buckets), [])
-                where.append((bucket[0], len(bucket[1])))
-                bucket[1].append(value.detach().reshape(()))
-                floats.append(None)
-            else:
+            if type(value) is float:
+                floats.append(value)
                 where.append(None)
+            elif isinstance(value, torch.Tensor):
+                if value.device.type == "cpu":
+                    # Reading a CPU tensor waits for nothing: take its value now, before it changes.
+                    floats.append(value.item())
+                    where.append(None)
+                else:
+                    bucket = buckets.get((value.device, value.dtype))
+                    if bucket is None:
+                        bucket = buckets[(value.device, value.dtype)] = (len(buckets), [])
+                    where.append((bucket[0], len(bucket[1])))
+                    bucket[1].append(value.detach().reshape(()))
+                    floats.append(None)
+            else:
                 floats.append(float(value))
+                where.append(None)
             names.append(name)
         stacks = ()
         if buckets:

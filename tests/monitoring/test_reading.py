@@ -113,3 +113,21 @@ def test_importing_the_core_imports_no_framework():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.gpu
+def test_cuda_values_are_copied_without_a_host_sync():
+    lr = torch.tensor(0.25, device="cuda")
+    wd = torch.tensor(0.5, device="cuda", dtype=torch.float64)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2, device="cuda"))], lr=lr, weight_decay=0.0)
+    optimizer.param_groups[0]["weight_decay"] = wd
+    monitor = ParamGroupMonitor([optimizer])
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        snapshot = monitor.snapshot()  # a synchronising op here would raise
+        lr.fill_(1.0)
+        wd.fill_(2.0)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert snapshot.values() == {"lr-SGD": 0.25, "lr-SGD-weight_decay": 0.5}
