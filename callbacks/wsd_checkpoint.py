@@ -49,8 +49,8 @@ class WSDCheckpointCallback(Callback):
     * **Post-decay** (``period_end`` updates done): ``checkpoint_{step}_wsd_post_decay.pt``
       in pytorch-accelerated's export layout (``model_state_dict``, and
       ``optimizer_state_dict`` / ``scheduler_state_dict`` if ``save_optimizer`` /
-      ``save_scheduler``, and the metadata), readable with
-      ``torch.load(..., weights_only=True)``.
+      ``save_scheduler``, and the metadata), its tensors on the CPU, readable with
+      ``torch.load(..., weights_only=True)`` on any machine.
 
     Args:
         save_dir: directory of the checkpoints (created; must be writable).
@@ -251,7 +251,7 @@ class WSDCheckpointCallback(Callback):
             "save_scheduler=False to leave that state out.",
         )
         if trainer.is_global_zero:
-            files.atomic_torch_save(checkpoint, path)
+            files.atomic_torch_save(files.to_cpu(checkpoint), path)
         strategy.barrier("WSDCheckpointCallback.post_decay")
         self.written.append(path)
         log.debug("WSDCheckpointCallback: saved %s", path)

@@ -18,6 +18,7 @@ __all__ = [
     "post_decay_checkpoint",
     "require_weights_only",
     "atomic_torch_save",
+    "to_cpu",
     "partial_path",
     "replace_path",
     "require_writable_dir",
@@ -60,6 +61,17 @@ def post_decay_checkpoint(model_state: Mapping, info: Mapping, optimizer_state: 
         checkpoint["lr_schedulers"] = list(all_scheduler_states)
     checkpoint.update(info)
     return checkpoint
+
+
+def to_cpu(value):
+    """Nested containers with every tensor moved to the CPU: an export that loads on any machine."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if type(value) in (dict, OrderedDict):
+        return type(value)((k, to_cpu(v)) for k, v in value.items())
+    if type(value) in (list, tuple):
+        return type(value)(to_cpu(v) for v in value)
+    return value
 
 
 _LEAVES = (type(None), bool, int, float, complex, str, bytes, torch.Tensor, torch.dtype, torch.device, torch.Size)

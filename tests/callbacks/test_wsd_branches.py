@@ -85,3 +85,19 @@ def test_a_branch_run_resumed_inside_a_decay_window_holds_the_stable_lr(tmp_path
     for name, tensor in whole.state_dict().items():
         assert torch.equal(resumed.state_dict()[name], tensor), name
     assert files_in(tmp_path / "b") == ["checkpoint_36_wsd_pre_decay", "checkpoint_40_wsd_post_decay.pt"]
+
+
+@pytest.mark.gpu
+def test_branches_on_cuda_leave_the_run_bit_identical(tmp_path):
+    """On a GPU the snapshot keeps its copies in host memory and restores the CUDA generator too."""
+    on_gpu = dict(trainer=dict(accelerator="gpu"))
+    callback = WSDCheckpointCallback(save_dir=tmp_path / "ckpt", branch=True)
+    branched_trainer, branched = fit(tmp_path, [callback], **on_gpu)
+    plain_trainer, plain = fit(tmp_path / "plain", [], model=WSDModel(stable), **on_gpu)
+    assert next(branched.parameters()).is_cuda
+    for name, tensor in plain.state_dict().items():
+        assert torch.equal(branched.state_dict()[name], tensor), name
+    for (_, key, x), (_, _, y) in zip(optimizer_tensors(branched_trainer), optimizer_tensors(plain_trainer)):
+        assert torch.equal(x, y), key
+    saved = torch.load(tmp_path / "ckpt" / "checkpoint_20_wsd_post_decay.pt", weights_only=True)
+    assert all(t.device.type == "cpu" for t in saved["model_state_dict"].values())

@@ -83,3 +83,10 @@ def test_run_shape_checks(tmp_path):
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
     with pytest.raises(ValueError, match=r"param groups of \[2\] parameters, this run's optimizer has \[1\]"):
         files.require_same_optimizer_shape({"param_groups": [{"params": [0, 1]}]}, optimizer, tmp_path)
+
+
+def test_to_cpu_keeps_the_structure():
+    tree = {"a": [torch.ones(2), (torch.zeros(1), 3)], "b": "x"}
+    moved = files.to_cpu(tree)
+    assert moved["b"] == "x" and moved["a"][1][1] == 3 and type(moved["a"][1]) is tuple
+    assert torch.equal(moved["a"][0], torch.ones(2)) and moved["a"][0].device.type == "cpu"
