@@ -28,7 +28,11 @@ copy to the host that an accelerator would make.
 
 Not seen: ``torch.utils.dlpack.to_dlpack(t)``, a C function without a torch-function
 hook, hands the memory to another library, whose later read happens outside torch
-(``numpy.from_dlpack(t)`` goes through ``__dlpack__`` and is seen).
+(``numpy.from_dlpack(t)`` goes through ``__dlpack__`` and is seen); reads of the storage
+(``t.untyped_storage().tolist()``, ``torch.save`` of a step tensor); and the memory
+readers of the second kind when a torch function written in Python calls them (a
+torch-function mode is off while the function it handles runs). Conversions to numbers
+are seen wherever they happen: the dispatcher does not switch modes off.
 """
 from __future__ import annotations
 
