@@ -31,8 +31,10 @@ hook, hands the memory to another library, whose later read happens outside torc
 (``numpy.from_dlpack(t)`` goes through ``__dlpack__`` and is seen); reads of the storage
 (``t.untyped_storage().tolist()``, ``torch.save`` of a step tensor); and the memory
 readers of the second kind when a torch function written in Python calls them (a
-torch-function mode is off while the function it handles runs). Conversions to numbers
-are seen wherever they happen: the dispatcher does not switch modes off.
+torch-function mode is off while the function it handles runs). A conversion to a number
+is seen wherever Python code makes it; one made inside an aten operation's own kernel is
+seen as that operation (those that return a Python value, such as ``allclose``, or a
+shape that depends on values are listed above).
 """
 from __future__ import annotations
 
