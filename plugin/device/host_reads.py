@@ -65,6 +65,8 @@ _VALUE_READS = {
     "expects a number)",
     aten.equal.default: "torch.equal(), which returns a Python bool",
     aten.allclose.default: "torch.allclose(), which returns a Python bool",
+    aten._nested_tensor_from_mask_left_aligned.default: "a check of a padding mask that returns a Python "
+    "bool (nn.TransformerEncoder's fast path)",
     aten.is_nonzero.default: "a tensor's truth value (bool(tensor), `if tensor:`)",
 }
 #: The operations that hand a value to Python (their result decides a Python branch).
