@@ -40,10 +40,10 @@ CONVENTIONS: Dict[str, Tuple[str, ...]] = {
     # when decoupled weight decay is applied: torch AdamW multiplies p by (1 - lr*wd) before
     # the update; legacy transformers AdamW subtracts lr*wd*p from the already updated p.
     "weight_decay": ("before_update", "after_update"),
-    # which algorithm of the name: transformers' Adafactor (relative steps, update clipping,
-    # parameter scaling) is not torch.optim.Adafactor, though their second moments correspond.
-    "definition": ("torch", "transformers"),
 }
+# Besides these, ``conventions["definition"] = "transformers"`` marks transformers' Adafactor
+# (relative steps, update clipping, parameter scaling), which is not torch.optim.Adafactor
+# though their second moments correspond; it is not a difference ``differs_from_torch`` lists.
 TORCH_CONVENTIONS: Dict[str, str] = {key: values[0] for key, values in CONVENTIONS.items()}
 
 

@@ -16,7 +16,8 @@ from typing import Any, Dict, Mapping, Optional
 import torch
 
 from .. import _io, names as N
-from .._translate import materialise, name_optimizer, optimizer_for_target
+from .._stream_save import model_for_save as _model_for_save, save as stream_save
+from .._translate import name_optimizer, optimizer_for_target
 from ..hub import Checkpoint, CheckpointError
 
 _MARK = b"pytorch-lightning_version"
@@ -128,7 +129,7 @@ def write(checkpoint: Checkpoint, path: str, *, overwrite: bool = False, prefix:
         "epoch": epoch,
         "global_step": step,
         "pytorch-lightning_version": _lightning_version(),
-        "state_dict": N.add_prefix(materialise(checkpoint.model, "reading tensors" if progress else None), prefix or ""),
+        "state_dict": N.add_prefix(_model_for_save(checkpoint.model), prefix or ""),
         "loops": loops(step, epoch, scheduler_steps=step if schedulers else 0),
         "callbacks": {},
         "optimizer_states": optimizers,
@@ -137,7 +138,7 @@ def write(checkpoint: Checkpoint, path: str, *, overwrite: bool = False, prefix:
     if checkpoint.metadata.get("hyper_parameters"):
         payload["hyper_parameters"] = checkpoint.metadata["hyper_parameters"]
     with _io.atomic_file(path, overwrite) as temporary:
-        torch.save(payload, temporary)
+        stream_save(payload, temporary, progress=f"writing {os.path.basename(path)}" if progress else None)
 
 
 def _finishing_epoch(epoch: Any) -> int:

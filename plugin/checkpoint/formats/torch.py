@@ -7,7 +7,8 @@ from typing import Any, Dict, Mapping
 import torch
 
 from .. import _io, names as N
-from .._translate import materialise, name_optimizer, optimizer_for_target
+from .._stream_save import model_for_save, save as stream_save
+from .._translate import name_optimizer, optimizer_for_target
 from ..hub import Checkpoint, CheckpointError
 
 _MODEL_KEYS = ("model", "state_dict", "model_state_dict", "module", "model_state")
@@ -77,7 +78,7 @@ def write(checkpoint: Checkpoint, path: str, *, overwrite: bool = False, param_g
     "scheduler", "step", ...}`` (``optimizers``/``schedulers`` lists when there are several)."""
     optimizers, schedulers = optimizer_for_target(checkpoint, where=path, param_groups=param_groups,
                                                   layout=optimizer_layout, approximate=approximate)
-    model = N.add_prefix(materialise(checkpoint.model, "reading tensors" if progress else None), prefix)
+    model = N.add_prefix(model_for_save(checkpoint.model), prefix)
     if not optimizers and not schedulers and checkpoint.step is None:
         payload: Dict[str, Any] = model
     else:
@@ -97,4 +98,4 @@ def write(checkpoint: Checkpoint, path: str, *, overwrite: bool = False, param_g
         if checkpoint.rng:
             payload["rng"] = checkpoint.rng
     with _io.atomic_file(path, overwrite) as temporary:
-        torch.save(payload, temporary)
+        stream_save(payload, temporary, progress=f"writing {os.path.basename(path)}" if progress else None)
