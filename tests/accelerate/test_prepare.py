@@ -182,3 +182,13 @@ def test_hyperparameters_are_logged_per_update_under_lightning_series_names():
         assert values["lr-AdamW"] == pytest.approx(cosine(LR0, LR1, TOTAL, step), rel=1e-12)
         assert values["lr-AdamW-weight_decay"] == pytest.approx(cosine(WD0, WD1, TOTAL, step), rel=1e-12)
         assert values["lr-AdamW-momentum"] == 0.9
+
+
+def test_importing_the_integration_does_not_import_lightning():
+    import subprocess
+    import sys
+
+    code = "import sys, wse.accelerate; print('lightning' in sys.modules or 'lightning.pytorch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
