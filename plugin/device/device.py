@@ -705,6 +705,22 @@ class Device:
                 )
         self._groups = [read_groups(optimizer) for optimizer in self.optimizers]
 
+    def report_violation(self, error: StaticGraphViolation, kind: Optional[str] = None) -> None:
+        """Count a violation an integration found itself, then raise or warn it as the device's own.
+
+        For the checks an integration makes beside the device's (a host-side scheduler
+        found at setup, an accumulation cycle cut short by the end of an epoch): under
+        ``check="strict"`` ``error`` is raised, under ``"warn"`` it is warned the first
+        time its ``kind`` (default ``error.kind``) is seen; either way ``report()`` and
+        ``summary()`` count it. Under ``"off"`` nothing is checked, so nothing is done.
+        """
+        if self.check == "off":
+            return
+        self._violations[error.kind] += 1
+        if self.check == "strict":
+            raise error
+        self.warn_once(kind or error.kind, StaticGraphWarning(error))
+
     def _violate(self, error: StaticGraphViolation) -> None:
         self._violations[error.kind] += 1
         if self.check == "strict":

@@ -1,7 +1,7 @@
 """The device's end-of-run report: graph size, memory, capture cost, verified steps, violations."""
 import warnings
 
-from wse.device import DeviceReport
+from wse.device import DeviceReport, StaticGraphWarning
 
 from .helpers import Tiny, batches
 
@@ -136,3 +136,29 @@ def test_a_warned_step_whose_inputs_differ_is_counted_as_not_compared():
     assert (report.steps_verified, report.steps_graph_not_compared) == (3, 1)
     assert report.violations == {"shape change": 1}
     assert "the operations of 1 of them not compared (their inputs differed" in report.format()
+
+
+def test_a_violation_an_integration_reports_is_raised_warned_and_counted_as_the_devices_own():
+    import pytest
+
+    from wse.device import ShapeChangeError
+
+    def short_cycle():
+        return ShapeChangeError("step 4: this update accumulates 1 batch, not 2", step=4, location=None)
+
+    strict = run(2)
+    with pytest.raises(ShapeChangeError, match="accumulates 1 batch"):
+        strict.report_violation(short_cycle())
+    assert strict.report().violations == {"shape change": 1}
+
+    warned = run(2, check="warn")
+    with pytest.warns(StaticGraphWarning, match="accumulates 1 batch"):
+        warned.report_violation(short_cycle(), kind="short accumulation cycle")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per kind: the second is only counted
+        warned.report_violation(short_cycle(), kind="short accumulation cycle")
+    assert warned.summary().endswith("2 violations (shape change: 2), warned once per kind")
+
+    off = run(2, check="off")
+    off.report_violation(short_cycle())
+    assert off.report().violations == {}
