@@ -320,12 +320,19 @@ def _refuse_definition(opt: OptimizerState, where: str, approximate: bool) -> No
             f"{opt.algorithm}, pass approximate=True (--approximate) to accept torch's definition, or convert the "
             "model only"
         )
-    if opt.algorithm == "AdamW" and opt.differs_from_torch():
+    differs = opt.differs_from_torch()
+    if opt.algorithm in ("AdamW", "Adam") and differs:
+        what = {("eps", "sqrt_v"): "eps added to sqrt(v), not to the bias-corrected sqrt(v_hat)",
+                ("weight_decay", "after_update"): "weight decay applied after the update"}
+        details = "; ".join(what.get(item, f"{item[0]} {item[1]}") for item in differs.items())
+        legacy = differs.get("weight_decay") == "after_update"
         raise CheckpointError(
-            f"{where}: the source AdamW is transformers' older one (eps added to sqrt(v), weight decay after "
-            "the update): torch's AdamW would continue differently. Write it with optimizer_layout='transformers' "
-            "(--optimizer-layout transformers) for a target that runs that AdamW, pass approximate=True "
-            "(--approximate) to accept torch's definition, or convert the model only"
+            f"{where}: the source's {opt.algorithm} is not torch's ({details}): torch's {opt.algorithm} would "
+            "continue differently. "
+            + ("Write it with optimizer_layout='transformers' (--optimizer-layout transformers) for a target that "
+               "runs transformers' older AdamW, " if legacy else
+               "Write it for a target that runs its definition (wse.optim, the cerebras format), ")
+            + "pass approximate=True (--approximate) to accept torch's definition, or convert the model only"
         )
     if opt.algorithm == "Adafactor" and opt.conventions.get("definition") == "transformers":
         raise CheckpointError(
