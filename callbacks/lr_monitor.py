@@ -123,7 +123,10 @@ class LearningRateMonitor(Callback):
                 "`logger=CSVLogger(...)` (or TensorBoardLogger, WandbLogger, ...) to the Trainer, or remove the callback."
             )
         optimizers, names, intervals = self._optimizers_in_lightning_order(trainer)
-        monitor = ParamGroupMonitor(optimizers, self.log_momentum, self.log_weight_decay, names=names)
+        try:
+            monitor = ParamGroupMonitor(optimizers, self.log_momentum, self.log_weight_decay, names=names)
+        except ValueError as error:  # duplicate group names, or two optimizers under one name
+            raise LearningRateMonitorError(f"LearningRateMonitor: {error}") from error
         prefixes = monitor.prefixes
         at_step = [i for i, kinds in enumerate(intervals) if self._logs_at(kinds, "step")]
         at_epoch = [i for i, kinds in enumerate(intervals) if self._logs_at(kinds, "epoch")]

@@ -184,6 +184,15 @@ def test_no_logger_is_an_error_at_fit_start():
         trainer.fit(Module(tagged_lr_and_wd), data(batches=1))
 
 
+def test_duplicate_group_names_are_an_error_at_fit_start():
+    def configure(module):
+        groups = [{"params": module.first.parameters(), "name": "x"}, {"params": module.second.parameters(), "name": "x"}]
+        return torch.optim.SGD(groups, lr=0.1)
+
+    with pytest.raises(MisconfigurationException, match=r"duplicated param group names \['x'\]"):
+        fit(configure, [LearningRateMonitor()], steps=1)
+
+
 def test_a_plan_of_unknown_length_is_an_error_at_fit_start():
     trainer = L.Trainer(**dict(QUIET, max_epochs=-1, logger=RecordingLogger(), callbacks=[LearningRateMonitor(log_plan=True)]))
     loader = data(batches=2)
