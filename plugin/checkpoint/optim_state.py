@@ -331,7 +331,8 @@ def _refuse_definition(opt: OptimizerState, where: str, approximate: bool) -> No
             "continue differently. "
             + ("Write it with optimizer_layout='transformers' (--optimizer-layout transformers) for a target that "
                "runs transformers' older AdamW, " if legacy else
-               "Write it for a target that runs its definition (wse.optim, the cerebras format), ")
+               "Write it for a target that runs its definition (optimizer_layout='cerebras', "
+               "--optimizer-layout cerebras, for wse.optim's and cerebras.pytorch's optimizers), ")
             + "pass approximate=True (--approximate) to accept torch's definition, or convert the model only"
         )
     if opt.algorithm == "Adafactor" and opt.conventions.get("definition") == "transformers":
