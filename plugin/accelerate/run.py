@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from ..device import Device, StaticGraphWarning
+from ..device import Device
 from .loading import load_outside_the_step
 
 logger = logging.getLogger(__name__)
@@ -290,9 +290,8 @@ class AccelerateRun:
             location=location,
         )
         if self.device.check == "strict":
-            self.device.abort_step()
-            raise error
-        self.device.warn_once("short accumulation cycle", StaticGraphWarning(error))
+            self.device.abort_step()  # the error ends the loop: leave nothing installed
+        self.device.report_violation(error, kind="short accumulation cycle")
 
     def _end_step(self) -> None:
         self._stepped_in_step.clear()
@@ -326,19 +325,8 @@ class AccelerateRun:
         self.accelerator.print(self.summary())
 
     def summary(self) -> str:
-        """One line: the updates, the device's steps and checks, its violations."""
-        report = self.device.report()
-        violations = (
-            ", ".join(f"{kind}: {count}" for kind, count in sorted(report.violations.items()))
-            if report.total_violations
-            else "no violations"
-        )
-        graph = f"graph of {report.graph_ops} ops" if report.graph_fingerprint else "graph not captured"
-        return (
-            f"wse.accelerate: {self.global_step} updates; device: {report.steps} steps, "
-            f"{report.steps_verified} verified (check={report.check!r}), {graph}, run {report.execution}; "
-            f"{violations}"
-        )
+        """One line: the updates, then the device's own summary (steps, checks, violations)."""
+        return f"wse.accelerate: {self.global_step} updates; {self.device.summary()}"
 
     def describe(self) -> str:
         """One line: what runs where and what is enforced."""

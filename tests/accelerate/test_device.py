@@ -62,10 +62,8 @@ def test_a_clean_loop_with_accumulation_is_verified_and_prints_two_lines(capsys)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2, lines
     assert lines[0].startswith("wse.accelerate on 1 process, cpu: optimizer state allocated [AdamW: torch layout]")
-    assert lines[1] == (
-        f"wse.accelerate: 6 updates; device: 6 steps, 3 verified (check='strict'), graph of {report.graph_ops} ops, "
-        f"run eagerly; no violations"
-    )
+    assert lines[1].startswith("wse.accelerate: 6 updates; wse device: 6 steps")  # then the device's summary
+    assert "3 verified" in lines[1] and lines[1].endswith("no violations")
 
 
 def test_a_host_read_between_micro_batches_is_a_host_sync_error():
