@@ -56,6 +56,9 @@ def add_convert_command(commands) -> None:
     command.add_argument("--prefix", metavar="PREFIX",
                          help="for --to lightning: the LightningModule attribute holding the model, with a dot "
                               "(default 'model.'; '' for none)")
+    command.add_argument("--train-batch-size", type=int, metavar="N",
+                         help="for --to hf-trainer: the per-device batch size recorded in trainer_state.json "
+                              "(Trainer warns when it differs from its own)")
     command.add_argument("--optimizer-layout", choices=("torch", "transformers", "cerebras"),
                          help="the optimizer state layout to write (default: torch.optim's)")
     command.add_argument("--approximate", action="store_true",
@@ -95,6 +98,8 @@ def run_convert(args: argparse.Namespace) -> int:
         options["prefix"] = args.prefix
     if args.optimizer_layout:
         options["optimizer_layout"] = args.optimizer_layout
+    if args.train_batch_size is not None:
+        options["trainer_state"] = {"train_batch_size": args.train_batch_size}
     try:
         checkpoint = convert(args.src, args.dst, to=args.to, from_format=args.from_format, model_only=args.model_only,
                              rename=args.rename, dtype=args.dtype, config=args.config, unsafe=args.unsafe_load,
