@@ -26,6 +26,7 @@ from typing import Any, Callable, Optional
 from ..device import Device, ShapeChangeError, StaticGraphWarning
 from ..device.location import user_location
 from .fast_step import FastStep
+from .representation import FloatsBetweenSteps
 from .scheduling import SchedulerSteps
 
 #: Lightning's logging of step values: host-side bookkeeping beside the graph (values are
@@ -62,13 +63,22 @@ class StepOnDevice:
         fast: the compiled / replayed pieces of the step (``compile=True`` or
             ``replay="cuda_graph"``), used once the device no longer checks the step.
         trainer: the Lightning trainer (its loop says whether a batch steps the optimizer).
+        floats: shows the param groups' floats between steps, their tensors inside them.
     """
 
-    def __init__(self, device: Device, scheduler_steps: SchedulerSteps, fast: Optional[FastStep] = None, trainer=None):
+    def __init__(
+        self,
+        device: Device,
+        scheduler_steps: SchedulerSteps,
+        fast: Optional[FastStep] = None,
+        trainer=None,
+        floats: Optional[FloatsBetweenSteps] = None,
+    ):
         self.device = device
         self.scheduler_steps = scheduler_steps
         self.fast = fast
         self.trainer = trainer
+        self.floats = floats or FloatsBetweenSteps(())
         self._batch: Any = None
         self._window = 0  # batches of the update in progress (automatic optimization)
         self._fast_window = False
@@ -88,6 +98,7 @@ class StepOnDevice:
         if not device.in_step:
             self._window = 0
             self._fast_window = self.fast is not None and not device.next_step_checked()
+            self.floats.as_tensors()
             device.begin_step(batch)
             if self._fast_window:
                 self.fast_training_step = self.fast.training_step
@@ -121,6 +132,7 @@ class StepOnDevice:
         if not device.in_step:  # an optimizer step without a batch (e.g. called by a callback)
             self._window = 0
             self._fast_window = self.fast is not None and not device.next_step_checked()
+            self.floats.as_tensors()
             device.begin_step(self._batch)
         fast = self._fast_window
         try:
@@ -134,6 +146,7 @@ class StepOnDevice:
             raise
         self._end_window()
         device.end_step()
+        self.floats.as_floats()
         if fast:
             device.check_recompilation()
         return output
@@ -152,16 +165,19 @@ class StepOnDevice:
     def run_training_step(self, training_step: Callable[[], Any]) -> Any:
         """One manual-optimization step: the whole ``training_step``, on the device."""
         device = self.device
+        self.floats.as_tensors()
         device.begin_step(self._batch)
         try:
             output = training_step()
         except BaseException:
-            device.abort_step()
+            self.abort()
             raise
         device.end_step()
+        self.floats.as_floats()
         return output
 
     def abort(self) -> None:
         """Drop a step interrupted by an exception (nothing of it is kept)."""
         self._end_window()
         self.device.abort_step()
+        self.floats.as_floats()

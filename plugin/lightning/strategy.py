@@ -20,7 +20,7 @@ from .fast_step import FastStep
 from .on_device import DDP_CAPTURE_STEP, DDP_HOST_CODE, LIGHTNING_HOST_CODE, StepOnDevice
 from .options import DeviceOptions, enforce, validate_strict
 from .preinitialize import preinitialize
-from .representation import host_values_in_checkpoint
+from .representation import FloatsBetweenSteps, host_values_in_checkpoint
 from .scheduling import (
     SchedulerSteps,
     describe_optimizer,
@@ -260,7 +260,7 @@ class WSEStrategy(DDPStrategy):
         if options.fast:
             (optimizer,) = self.optimizers
             fast = FastStep(device, module, optimizer, steps, options.compile, options.replay == "cuda_graph")
-        self._on_device = StepOnDevice(device, steps, fast, trainer)
+        self._on_device = StepOnDevice(device, steps, fast, trainer, FloatsBetweenSteps(self._schedules[0]))
         self._undo_scheduling = take_over_scheduler_steps(trainer, self._steps_itself)
 
     @property
@@ -319,6 +319,11 @@ class WSEStrategy(DDPStrategy):
     def device(self) -> Optional[Device]:
         """The static-graph device of the current or last fit (``device.report()``), if any."""
         return self._device
+
+    def on_train_start(self) -> None:
+        super().on_train_start()
+        if self._on_device is not None:  # after a checkpoint was restored: its load put tensors back
+            self._on_device.floats.as_floats()
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # After the callbacks' and the module's hooks: the batch the step will see.

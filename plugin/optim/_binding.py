@@ -332,6 +332,18 @@ class Scheduler(torch.optim.lr_scheduler.LRScheduler, ABC):
     def uses_tensor_values(self) -> bool:
         return self._step_tensor is not None
 
+    def host_values(self) -> List[Optional[float]]:
+        """The values at the current step as Python floats, one per param group (None where not targeted).
+
+        What host stepping writes, computed on the host from the closed form: in tensor
+        mode too, without reading the tensors (no synchronisation with their device).
+        """
+        if not self._fast_path:  # a subclass that computes its values itself: ask it
+            values = self.get_last_value()
+            return [None if v is None else float(v) for v in values]
+        value = self.schedule(self.last_epoch)
+        return [None if scale is None else value * scale for scale in self._group_scales()]
+
     def disable_tensor_values(self) -> "Scheduler":
         """Write Python floats again, from now on (undoes ``enable_tensor_values``).
 

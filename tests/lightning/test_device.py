@@ -80,10 +80,10 @@ def test_a_clean_model_that_logs_passes_strict_mode_and_the_report_is_logged():
     unlogged = fit(TinyModel(adamw_with_schedules), WSEStrategy(), max_steps=2)
     assert unlogged.strategy.device.graph.fingerprint == report.graph_fingerprint
     # The end of the fit is one line; the report's detail is at DEBUG level and in report().
-    assert not any(line.startswith("wse device:") for line in lines)
-    (end,) = [line for line in lines if line.startswith("wse") and "8 steps" in line]
-    assert "no violations" in end
     text = report.format()
+    assert text not in lines and not any(line.startswith("graph:") for line in lines)
+    (end,) = [line for line in lines if line.startswith("wse") and "8 steps" in line]
+    assert "no violations" in end and "\n" not in end
     assert "8 steps, 3 verified" in text and "violations: none" in text and "optimizer state" in text
 
 
@@ -125,7 +125,7 @@ def test_only_batches_that_step_the_optimizer_are_device_steps():
 
 def test_schedulers_are_stepped_inside_the_step_and_lightning_steps_them_no_more():
     class DuringTheFit(L.Callback):
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer):  # inside the step
             self.lr = trainer.optimizers[0].param_groups[0]["lr"]
             self.tensor_values = [config.scheduler.uses_tensor_values for config in trainer.lr_scheduler_configs]
 

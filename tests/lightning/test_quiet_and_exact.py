@@ -6,7 +6,8 @@ import warnings
 import lightning as L
 import pytest
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
 
 import wse.optim
 from wse.lightning import DeviceOptions, WSEStrategy, WSEStrategyWarning
@@ -155,6 +156,23 @@ def test_after_a_strict_fit_and_in_its_checkpoints_the_param_groups_hold_the_use
     # The checkpoint written during the strict fit is the one written without checks.
     for key in ("optimizer_states", "lr_schedulers"):
         _assert_same(strict_checkpoint[key], off_checkpoint[key], key)
+
+
+def test_lightnings_learning_rate_monitor_sees_floats_and_warns_nothing(tmp_path):
+    monitor = LearningRateMonitor(logging_interval="step")
+    options = {k: v for k, v in QUIET.items() if k != "logger"}
+    trainer = L.Trainer(
+        strategy="wse", max_steps=8, callbacks=[monitor], logger=CSVLogger(tmp_path), log_every_n_steps=1, **options
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(ReadmeModel(), loader(batches=4, drop_last=True))
+    assert not [w for w in caught if "lr_monitor" in w.filename], [str(w.message) for w in caught]
+    # Each step's own value, as a float (not one tensor updated in place, seen eight times).
+    lrs = monitor.lrs["lr-AdamW"]
+    assert all(type(lr) is float for lr in lrs)
+    expected = [0.0, 5e-3] + [cosine(1e-2, 1e-4, 8, t - 2) for t in range(2, 8)]
+    assert lrs == pytest.approx(expected, rel=1e-12, abs=1e-15)
 
 
 @pytest.mark.parametrize("optimizer_class", [wse.optim.SGD, wse.optim.RMSprop])
