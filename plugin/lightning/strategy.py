@@ -57,8 +57,9 @@ class WSEStrategy(DDPStrategy):
       a CUDA graph (``replay="cuda_graph"``). With ``accumulate_grad_batches=k`` a step is
       a whole update: the ``k`` batches and the optimizer step. The schedulers that can
       (``wse.optim``'s) are switched to tensor values for the fit when the device checks
-      or compiles the step (and back to floats at its end and in checkpoints); a scheduler
-      that writes Python numbers is reported at setup.
+      or compiles the step; the param groups hold the tensors inside each step only, and
+      the user's floats between steps, after the fit and in checkpoints. A scheduler that
+      writes Python numbers is reported at setup.
 
     It says one short line at the start of the fit and one at its end; the detail is at
     ``logging.DEBUG`` level, in ``repr(strategy)``, ``strategy.describe()`` and
