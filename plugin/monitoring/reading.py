@@ -25,15 +25,36 @@ from .naming import (
 )
 from .plan import MAX_PLAN_POINTS, Plan, plan_steps, planned_values
 
+#: Devices whose tensors the host reads without waiting for anything: read when the snapshot is taken.
+READ_AT_ONCE = frozenset({"cpu"})
+
 # One value to read: (series name, optimizer index, group index, param-group key, element index or None).
 _Entry = Tuple[str, int, int, str, Optional[int]]
+
+
+def _copy_towards_host(stack: torch.Tensor):
+    """Start bringing ``stack`` to the host without waiting: ``(tensor, event or None)``.
+
+    On CUDA the copy goes, asynchronously, into pinned host memory, in stream order right
+    after the values were taken; an event marks its end. Waiting for that event later
+    waits for this copy only, not for the training step enqueued after it (a plain
+    ``tolist()`` then would wait for the whole step).
+    """
+    if stack.device.type != "cuda":
+        return stack, None
+    host = torch.empty(stack.shape, dtype=stack.dtype, pin_memory=True)
+    host.copy_(stack, non_blocking=True)
+    event = torch.cuda.Event()
+    event.record(torch.cuda.current_stream(stack.device))
+    return host, event
 
 
 class Snapshot:
     """The values of a ``ParamGroupMonitor`` at the moment it was taken, not yet on the host.
 
-    Taking it costs no host synchronisation (tensors are copied on their device);
-    ``values()`` brings them to the host, one transfer per device, and caches the result.
+    Taking it costs no host synchronisation (tensors on an accelerator are copied on their
+    device and, on CUDA, sent on to pinned host memory asynchronously); ``values()`` waits
+    for those copies only and caches the result.
     """
 
     __slots__ = ("_names", "_floats", "_where", "_stacks", "_values")
@@ -49,7 +70,11 @@ class Snapshot:
         """The values as ``{series name: float}``, in the monitor's series order."""
         values = self._values
         if values is None:
-            lists = [stack.tolist() for stack in self._stacks]
+            lists = []
+            for stack, event in self._stacks:
+                if event is not None:
+                    event.synchronize()
+                lists.append(stack.tolist())
             floats, where = self._floats, self._where
             values = {}
             for index, name in enumerate(self._names):
@@ -196,7 +221,7 @@ class ParamGroupMonitor:
                 floats.append(value)
                 where.append(None)
             elif isinstance(value, torch.Tensor):
-                if value.device.type == "cpu":
+                if value.device.type in READ_AT_ONCE:
                     # Reading a CPU tensor waits for nothing: take its value now, before it changes.
                     floats.append(value.item())
                     where.append(None)
@@ -214,7 +239,7 @@ class ParamGroupMonitor:
         stacks = ()
         if buckets:
             with torch.no_grad():
-                stacks = tuple(torch.stack(tensors) for _, tensors in buckets.values())
+                stacks = tuple(_copy_towards_host(torch.stack(tensors)) for _, tensors in buckets.values())
         return Snapshot(names, floats, where, stacks)
 
     def read(self) -> Dict[str, float]:

@@ -84,6 +84,32 @@ def test_tensor_values_are_copied_at_snapshot_and_read_later():
     assert monitor.read() == {"lr-SGD": 1.0, "lr-SGD-weight_decay": 2.0}
 
 
+def test_deferred_reads_keep_the_series_order_across_dtypes(monkeypatch):
+    """The path of accelerator tensors (one stack per device and dtype, read later), taken here on the CPU."""
+    monkeypatch.setattr("wse.monitoring.reading.READ_AT_ONCE", frozenset())
+    p = _params(3)
+    optimizer = torch.optim.SGD(
+        [
+            {"params": [p[0]], "lr": torch.tensor(0.5), "weight_decay": torch.tensor(0.25, dtype=torch.float64)},
+            {"params": [p[1]], "lr": 0.125, "weight_decay": 0.0},
+            {"params": [p[2]], "lr": torch.tensor(2.0, dtype=torch.float64), "weight_decay": torch.tensor(1.0)},
+        ],
+        lr=0.1,
+    )
+    snapshot = ParamGroupMonitor([optimizer]).snapshot()
+    assert "2 device read(s) pending" in repr(snapshot)  # float32 and float64
+    for group in optimizer.param_groups:
+        for key in ("lr", "weight_decay"):
+            if isinstance(group[key], torch.Tensor):
+                group[key].fill_(-1.0)
+    assert snapshot.values() == {
+        "lr-SGD/pg1": 0.5, "lr-SGD/pg1-weight_decay": 0.25,
+        "lr-SGD/pg2": 0.125, "lr-SGD/pg2-weight_decay": 0.0,
+        "lr-SGD/pg3": 2.0, "lr-SGD/pg3-weight_decay": 1.0,
+    }
+    assert list(snapshot.values()) == list(ParamGroupMonitor([optimizer]).names)
+
+
 def test_added_param_groups_get_series():
     p = _params(2)
     optimizer = torch.optim.SGD([p[0]], lr=0.1)
