@@ -81,6 +81,8 @@ def _fresh(saved):
 
 def _restore_value(current, saved, fresh=_fresh):
     """The value to keep after restoring ``saved`` over ``current``: ``current`` itself, updated, where possible."""
+    if current is saved:
+        return current
     source = saved.tensor if isinstance(saved, _Stored) else saved
     if (
         isinstance(current, torch.Tensor)
@@ -98,7 +100,20 @@ def _restore_value(current, saved, fresh=_fresh):
         for i, (c, s) in enumerate(zip(current, saved)):
             current[i] = _restore_value(c, s, fresh)
         return current
+    if type(current) is type(saved) and _is_plain_object(current):
+        # An object a scheduler holds (a child scheduler): the same object, its attributes restored.
+        _restore_dict(vars(current), vars(saved), fresh)
+        return current
     return fresh(saved)
+
+
+def _is_plain_object(value) -> bool:
+    return (
+        hasattr(value, "__dict__")
+        and not isinstance(value, (type, torch.Tensor, torch.nn.Module, torch.optim.Optimizer))
+        and not callable(getattr(value, "__func__", None))
+        and type(value).__module__ != "builtins"
+    )
 
 
 def _restore_dict(current: dict, saved: dict, fresh=_fresh) -> None:

@@ -116,3 +116,27 @@ def test_rng_states_round_trip():
     restore_rng_states(states)
     again = (torch.rand(3), random.random(), numpy.random.rand())
     assert torch.equal(expected[0], again[0]) and expected[1:] == again[1:]
+
+
+def test_child_schedulers_stay_the_same_objects():
+    def sequential(optimizer):
+        warm = torch.optim.lr_scheduler.LinearLR(optimizer, 0.1, 1.0, total_iters=3)
+        decay = torch.optim.lr_scheduler.ExponentialLR(optimizer, 0.9)
+        return torch.optim.lr_scheduler.SequentialLR(optimizer, [warm, decay], milestones=[3])
+
+    expected = Run()
+    expected.schedulers = [sequential(expected.optimizer)]
+    expected.step(2)
+    expected.step(4)
+    run = Run()
+    run.schedulers = [sequential(run.optimizer)]
+    run.step(2)
+    children = list(run.schedulers[0]._schedulers)
+    snapshot = RunSnapshot.capture(run.model, [run.optimizer], run.schedulers)
+    run.step(5)
+    run.draws.pop()
+    snapshot.restore()
+    assert all(a is b for a, b in zip(run.schedulers[0]._schedulers, children))
+    assert children[0].optimizer is run.optimizer
+    run.step(4)
+    assert_same(expected.state(), run.state())
