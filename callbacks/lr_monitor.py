@@ -45,8 +45,9 @@ class LearningRateMonitor(Callback):
       ``KeyError``, or logs a made-up 0 momentum);
     * an explicitly named scheduler config keeps its name exactly (Lightning appends
       ``-1`` to it when an unnamed optimizer of the same class came first);
-    * an optimizer without a scheduler is logged once per step, not again at each epoch
-      start at the same step;
+    * an optimizer is logged once per step, not again at each epoch start under the
+      same step (Lightning does so for an optimizer without a scheduler, or with
+      schedulers of both intervals);
     * ``log_plan=True`` logs the whole planned schedule once, at fit start.
 
     **What is logged when.** With ``logging_interval="step"`` (or ``None`` for optimizers
@@ -129,7 +130,9 @@ class LearningRateMonitor(Callback):
             raise LearningRateMonitorError(f"LearningRateMonitor: {error}") from error
         prefixes = monitor.prefixes
         at_step = [i for i, kinds in enumerate(intervals) if self._logs_at(kinds, "step")]
-        at_epoch = [i for i, kinds in enumerate(intervals) if self._logs_at(kinds, "epoch")]
+        # An optimizer logged every step is not logged again at epoch starts: its step rows
+        # already carry every value, whichever interval its schedulers have.
+        at_epoch = [i for i, kinds in enumerate(intervals) if self._logs_at(kinds, "epoch") and i not in at_step]
         self._step_monitor = self._subset(monitor, optimizers, prefixes, at_step)
         self._epoch_monitor = self._subset(monitor, optimizers, prefixes, at_epoch)
         names = monitor.names

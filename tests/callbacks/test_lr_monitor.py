@@ -131,6 +131,19 @@ def test_epoch_interval_logs_at_each_epoch_start():
     assert log.series("lr-SGD") == pytest.approx({0: 0.1, 2: 0.05, 4: 0.025})
 
 
+def test_an_optimizer_with_step_and_epoch_schedulers_is_logged_once_per_step():
+    def configure(module):
+        optimizer = torch.optim.SGD(module.parameters(), lr=0.1, weight_decay=0.1)
+        wd = CosineDecayWD(optimizer, initial_val=0.1, end_val=0.0, total_iters=6)
+        return [optimizer], [{"scheduler": torch.optim.lr_scheduler.StepLR(optimizer, 1, gamma=0.5), "interval": "epoch"},
+                             {"scheduler": wd, "interval": "step"}]
+
+    _, log = fit(configure, [LearningRateMonitor()], steps=6, max_epochs=3, limit_train_batches=2)
+    assert [step for step, _ in log.calls] == list(range(6))
+    assert log.series("lr-SGD") == pytest.approx({0: 0.1, 1: 0.1, 2: 0.05, 3: 0.05, 4: 0.025, 5: 0.025})
+    assert log.series("lr-SGD-weight_decay") == pytest.approx({i: wd_at(i) for i in range(6)})
+
+
 def test_log_plan_writes_a_csv_beside_the_metrics(tmp_path):
     logger = CSVLogger(str(tmp_path), name="run")
     trainer = L.Trainer(**dict(QUIET, max_steps=4, logger=logger, callbacks=[LearningRateMonitor(log_plan=True)]))
