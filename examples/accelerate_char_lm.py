@@ -147,9 +147,14 @@ def main():
     if args.resume:
         accelerator.load_state(str(args.resume))  # the global step comes back with it
 
+    # A resumed run skips the batches of the current epoch that it already trained on.
+    updates_per_epoch = len(train) // args.accumulate
+    skip = (run.global_step % updates_per_epoch) * args.accumulate
     loss = None
     while run.global_step < args.max_steps:
-        for inputs, targets in train:
+        batches = accelerator.skip_first_batches(train, skip) if skip else train
+        skip = 0
+        for inputs, targets in batches:
             with accelerator.accumulate(model):
                 logits, _ = model(inputs)
                 loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
