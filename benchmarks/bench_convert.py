@@ -2,8 +2,8 @@
 
 Run by hand: ``python benchmarks/bench_convert.py [--gib 1.0] [--rounds 3] [--dir /tmp]``.
 
-The cases are safetensors -> lightning and cerebras -> safetensors (safetensors -> cerebras
-is also shown). The inputs are made once, streaming, in a scratch folder under ``--dir`` and
+The cases are safetensors -> lightning and cerebras -> safetensors (safetensors -> cerebras,
+and reading every tensor of the .mdl without writing, are also shown). The inputs are made once, streaming, in a scratch folder under ``--dir`` and
 deleted at the end. Each conversion runs in a fresh child process, which reports the peak
 resident memory of the whole process (``VmHWM``: the interpreter and torch included) and the
 time of the conversion itself; the anchor, ``shutil.copyfile`` of the same source file, is
@@ -42,12 +42,17 @@ def status(field):
 import torch
 import wse.checkpoint as C
 from wse.checkpoint import formats
-for name in (C.detect(src), to):
+for name in (C.detect(src), to if to != "read" else "torch"):
     formats.get(name)
 import h5py, hdf5plugin  # the cerebras extra, imported by every case alike
 base = status("VmRSS:")
 start = time.perf_counter()
-C.convert(src, dst, to=to, model_only=True, **options)
+if to == "read":  # the reader alone: every tensor loaded once, then dropped
+    model = C.load(src, model_only=True).model
+    for name in model:
+        model[name]
+else:
+    C.convert(src, dst, to=to, model_only=True, **options)
 seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds, "peak": status("VmHWM:"), "base": base}))
 """
@@ -119,6 +124,7 @@ def main() -> None:
             "safetensors -> lightning": (st, "lightning", os.path.join(scratch, "out.ckpt"), {}),
             "cerebras -> safetensors": (mdl, "safetensors", os.path.join(scratch, "out.safetensors"), {}),
             "safetensors -> cerebras": (st, "cerebras", os.path.join(scratch, "out.mdl"), {}),
+            "cerebras, read only": (mdl, "read", os.path.join(scratch, "unused"), {}),
         }
         run_child(CHILD, st, mdl, "cerebras", "{}")  # the cerebras input, converted once
 
