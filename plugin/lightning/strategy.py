@@ -180,11 +180,16 @@ class WSEStrategy(DDPStrategy):
             configured.append(user_configure())
             return configured[-1]
 
-        vars(module)["configure_optimizers"] = configure_optimizers
+        attributes = vars(module)
+        own = attributes.get("configure_optimizers")  # LightningCLI sets one on the instance
+        attributes["configure_optimizers"] = configure_optimizers
         try:
             super().setup_optimizers(trainer)
         finally:
-            vars(module).pop("configure_optimizers", None)
+            if own is None:
+                attributes.pop("configure_optimizers", None)
+            else:
+                attributes["configure_optimizers"] = own
         if trainer.state.fn != TrainerFn.FITTING:
             return
         self._refuse_scheduler_swapping_callbacks(trainer)
