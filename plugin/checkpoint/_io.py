@@ -117,11 +117,12 @@ def _numpy_globals() -> list:
     return names
 
 
-def torch_load(path: str, *, unsafe: bool = False, rng: bool = False, mmap: bool = False) -> Any:
+def torch_load(path: str, *, unsafe: bool = False, rng: bool = True, mmap: bool = False) -> Any:
     """Load a ``torch.save`` file without running pickled code (``weights_only=True``).
 
-    ``rng=True`` allow-lists numpy arrays and dtypes, which RNG states hold (HF
-    ``rng_state.pth``, Accelerate ``random_states_*.pkl``); they construct data, not code.
+    ``rng`` (default) allow-lists numpy arrays and dtypes, which RNG states hold (HF
+    ``rng_state.pth``, Accelerate ``random_states_*.pkl``); they construct data, not code
+    (an object array's items still pass the same restricted unpickler).
     ``unsafe=True`` unpickles anything: only for files the user trusts.
     """
     try:

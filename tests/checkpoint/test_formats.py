@@ -196,3 +196,27 @@ def test_accelerate_load_state_accepts_a_written_directory(tmp_path):
     for (name, parameter), source in zip(fresh.named_parameters(), model.parameters()):
         assert torch.equal(parameter, source), name
         assert torch.equal(fresh_optimizer.state[parameter]["exp_avg"], optimizer.state[source]["exp_avg"]), name
+
+
+def test_rng_state_reaches_accelerate_and_trainer_layouts(tmp_path):
+    import random
+
+    import numpy
+    from accelerate import PartialState
+    from accelerate.checkpointing import load_accelerator_state
+
+    random.seed(1), numpy.random.seed(2), torch.manual_seed(3)
+    rng = {"python": random.getstate(), "numpy": numpy.random.get_state(), "cpu": torch.get_rng_state()}
+    expected = (random.random(), float(numpy.random.rand()), float(torch.rand(())))
+    torch.save({"model": {"w": torch.ones(2)}, "step": 5, "rng": rng}, tmp_path / "src.pt")
+
+    convert(tmp_path / "src.pt", tmp_path / "state", to="accelerate")
+    PartialState(cpu=True)
+    random.seed(0), numpy.random.seed(0), torch.manual_seed(0)
+    load_accelerator_state(str(tmp_path / "state"), models=[], optimizers=[], schedulers=[], dataloaders=[],
+                           process_index=0)  # Accelerate's own reader sets the three generators
+    assert (random.random(), float(numpy.random.rand()), float(torch.rand(()))) == expected
+
+    convert(tmp_path / "state", tmp_path / "checkpoint-5", to="hf-trainer", config={"model_type": "gpt2"})
+    trainer_rng = torch.load(tmp_path / "checkpoint-5" / "rng_state.pth", weights_only=False)
+    assert torch.equal(trainer_rng["cpu"], rng["cpu"]) and trainer_rng["python"] == rng["python"]
