@@ -638,3 +638,44 @@ def test_model_tensors_are_read_only_when_used(monkeypatch):
     assert not [key for key in reads if key.startswith("model.")]  # the optimizer state is read, the model not yet
     checkpoint.model["fc2.bias"]
     assert [key for key in reads if key.startswith("model.")] == ["model.fc2.bias"]
+
+
+def test_a_parameter_without_torch_state_gets_the_state_cerebras_allocates(tmp_path):
+    model = Net()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01)
+    model.fc2.bias.requires_grad_(False)  # never gets a gradient: torch keeps no state for it
+    continue_training(model, optimizer, [], start=0, steps=2)
+    names = [name for name, _ in model.named_parameters()]
+    hub = OptimizerState("AdamW", [dict({k: v for k, v in optimizer.param_groups[0].items() if k != "params"},
+                                        params=names)],
+                         {name: optimizer.state[p] for name, p in model.named_parameters() if p in optimizer.state})
+    assert "fc2.bias" not in hub.state
+    C.save(C.Checkpoint(model=model.state_dict(), optimizers=[hub], step=2), tmp_path / "a.mdl", "cerebras",
+           approximate=True)
+    with h5py.File(tmp_path / "a.mdl", "r") as handle:
+        last = names.index("fc2.bias")
+        assert (handle[f"optimizer.state.{last}.exp_avg"][()] == 0).all()
+        assert handle[f"optimizer.state.{last}.beta1_power"][()] == pytest.approx(0.9)  # step 1 still to come
+        assert handle["optimizer.state.0.beta1_power"][()] == pytest.approx(0.9 ** 3)
+
+
+def test_step_from_beta2_power_or_the_global_step_once_beta1s_has_underflowed():
+    from wse.checkpoint.formats import cerebras as cerebras_format
+
+    def state(beta1_power, beta2_power):
+        return {"state": {0: {"exp_avg": torch.zeros(2), "exp_avg_sq": torch.zeros(2),
+                              "beta1_power": torch.tensor(beta1_power), "beta2_power": torch.tensor(beta2_power)}},
+                "param_groups": [{"lr": 0.1, "betas": (0.9, 0.999), "eps": 1e-6, "weight_decay": 0.0,
+                                  "l2_regularization_rate": 0.0, "correct_bias": True, "amsgrad": False,
+                                  "params": [0]}]}
+
+    def steps(saved, global_step):
+        hub = cerebras_format.optimizer_to_hub(saved, ["w"], where="x", global_step=global_step)
+        return float(hub.state["w"]["step"])
+
+    assert steps(state(0.9 ** 11, 0.999 ** 11), global_step=None) == 10
+    # after ~980 steps 0.9**(N+1) is 0 in float32: the beta2 power still tells N
+    assert steps(state(0.0, 0.999 ** 1201), global_step=None) == 1200
+    assert steps(state(0.0, 0.0), global_step=123456) == 123456
+    with pytest.raises(CheckpointError, match="global_step"):
+        steps(state(0.0, 0.0), global_step=None)
