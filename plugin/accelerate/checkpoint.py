@@ -102,6 +102,7 @@ def install(run: "AccelerateRun", wrappers: list) -> None:
                 f"prepared {mine}. Prepare the same schedulers, in the same order, as the run that saved it."
             )
         run.global_step = payload["global_step"]
+        run.forget_scheduler_counts()  # the loaded states set new counts
 
     run._handles.append(accelerator.register_save_state_pre_hook(save))
     run._handles.append(accelerator.register_load_state_pre_hook(load))

@@ -30,7 +30,9 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from ..device import Device
+from .errors import SchedulerStepError
 from .loading import load_outside_the_step
+from .options import enforce
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +115,8 @@ class AccelerateRun:
         self._micro_batches = 0
         self._full_cycle = False
         self._update_to_log = False
+        # Each scheduler's step count right after wse last stepped it (see _check_counts).
+        self._counts: Dict[int, int] = {}
 
         multiprocess = accelerator.num_processes > 1
         settings = self.device_settings
@@ -139,6 +143,7 @@ class AccelerateRun:
             from ..monitoring import ParamGroupMonitor
 
             self.monitor = ParamGroupMonitor(self.inner_optimizers, log_momentum=True, log_weight_decay=True)
+        self._remember_counts(schedulers)
         self.fast = None
         if settings["compile"]:
             from .fast_step import FastStep
@@ -218,6 +223,35 @@ class AccelerateRun:
         """The schedulers of ``optimizer`` (the torch optimizer inside Accelerate's wrapper)."""
         return self._by_optimizer.get(id(optimizer), [])
 
+    def _check_counts(self, schedulers: list) -> None:
+        """Refuse a scheduler stepped by someone else since wse last stepped it.
+
+        The usual cause: ``scheduler.step()`` called on the scheduler passed to ``prepare``
+        rather than on the ``PerUpdateScheduler`` it returned, which steps it a second time.
+        """
+        for scheduler in schedulers:
+            count, known = getattr(scheduler, "last_epoch", None), self._counts.get(id(scheduler))
+            if isinstance(count, int) and known is not None and count != known:
+                self._counts[id(scheduler)] = count  # said once per drift
+                enforce(
+                    self.strict,
+                    SchedulerStepError,
+                    f"{type(scheduler).__name__} was stepped {count - known} time(s) outside wse between two "
+                    f"optimizer updates: wse.accelerate steps it once per update itself. Call step() on the "
+                    f"object wse.accelerate.prepare returned in its place (model, optimizer, scheduler = "
+                    f"wse.accelerate.prepare(accelerator, model, optimizer, scheduler)), or do not call it.",
+                )
+
+    def forget_scheduler_counts(self) -> None:
+        """The schedulers' counts change by loading a state, not by stepping: start again."""
+        self._counts.clear()
+
+    def _remember_counts(self, schedulers: list) -> None:
+        for scheduler in schedulers:
+            count = getattr(scheduler, "last_epoch", None)
+            if isinstance(count, int):
+                self._counts[id(scheduler)] = count
+
     def _after_update(self, index: int, optimizer, args, kwargs) -> None:
         # Runs only when the wrapped optimizer really updated: gradients synchronised and
         # not skipped by the grad scaler.
@@ -241,13 +275,19 @@ class AccelerateRun:
                         "update takes none. Compute the loss and call accelerator.backward before optimizer.step()."
                     )
                 if synchronised:
+                    schedulers = self.schedulers_of(self.inner_optimizers[index])
+                    self._check_counts(schedulers)
                     self.fast.update()
+                    self._remember_counts(schedulers)
                     self._updated[index] = True
             else:
                 output = accelerate_step(closure)
                 if self._updated[index]:
-                    for scheduler in self.schedulers_of(self.inner_optimizers[index]):
+                    schedulers = self.schedulers_of(self.inner_optimizers[index])
+                    self._check_counts(schedulers)
+                    for scheduler in schedulers:
                         scheduler.step()
+                    self._remember_counts(schedulers)
         except BaseException:
             self.device.abort_step()
             raise

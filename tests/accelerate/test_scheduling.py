@@ -100,3 +100,17 @@ def test_step_with_an_epoch_or_a_metric_is_refused():
         lr.step(3)
     lr.step()  # accepted, and does not step
     assert lr.last_epoch == 0
+
+
+def test_stepping_the_scheduler_passed_to_prepare_is_refused_at_the_next_update():
+    accelerator = Accelerator(cpu=True)
+    net = model()
+    optimizer, lr, wd = adamw_with_schedules(net)
+    net, optimizer, data, prepared_lr, wd = wse.accelerate.prepare(accelerator, net, optimizer, loader(), lr, wd)
+    with pytest.raises(SchedulerStepError, match="CosineDecayLR was stepped 1 time\\(s\\) outside wse"):
+        for x, y in data:
+            accelerator.backward(torch.nn.functional.mse_loss(net(x), y))
+            optimizer.step()
+            lr.step()  # the object passed in, not the one prepare returned: a second step
+            optimizer.zero_grad()
+    assert lr.last_epoch == 2  # refused at the second update, before wse stepped it again
