@@ -97,6 +97,13 @@ class StateDictTranslation(Callback):
         if checkpoint.step is not None:
             _set_global_step(trainer, int(checkpoint.step))
             self.loaded_step = int(checkpoint.step)
+            if trainer.lr_scheduler_configs and not checkpoint.schedulers and checkpoint.step:
+                from lightning.pytorch.utilities.rank_zero import rank_zero_warn
+
+                rank_zero_warn(f"StateDictTranslation: {self.load_from} holds no LR scheduler state, so the "
+                               f"LightningModule's schedulers start from their first step while the global step is "
+                               f"{checkpoint.step}; set their last_epoch in configure_optimizers if the schedule "
+                               "should continue")
         log.debug("loaded %s (%s) at step %s", self.load_from, checkpoint.metadata.get("format"), checkpoint.step)
 
     # -- exporting --------------------------------------------------------------------------
