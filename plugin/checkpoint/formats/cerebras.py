@@ -268,8 +268,8 @@ def _position_names(saved: dict, model: Mapping[str, torch.Tensor], param_names:
             else:
                 raise CheckpointError(
                     f"{where}: cannot tell which model tensor optimizer parameter {position} is (shape "
-                    f"{list(shape) if shape else '?'}); pass param_names=[...] (the names of "
-                    f"model.named_parameters() in the order the optimizer was given them)"
+                    f"{list(shape) if shape else '?'}); pass param_names=[...] (--param-names FILE): the names of "
+                    f"model.named_parameters() in the order the optimizer was given them"
                 )
     if len(saved["param_groups"]) > 1 or names != candidates[:len(names)] or len(names) != len(candidates):
         checkpoint.note(
@@ -577,7 +577,7 @@ def _optimizer_from_hub(hub: OptimizerState, model: Mapping[str, torch.Tensor], 
     if algorithm not in known:
         raise CheckpointError(f"{where}: {algorithm} has no cerebras.pytorch counterpart (known: {', '.join(known)}); "
                               f"convert with model_only=True (--model-only) to keep only the weights")
-    differs = {k: v for k, v in hub.differs_from_torch().items()}
+    differs = hub.differs_from_torch()
     if algorithm in ("Adam", "AdamW"):
         foreign = {key: hub.convention(key) for key in ("eps", "weight_decay")
                    if hub.convention(key) != {"eps": "sqrt_v", "weight_decay": "before_update"}[key]}
@@ -585,15 +585,15 @@ def _optimizer_from_hub(hub: OptimizerState, model: Mapping[str, torch.Tensor], 
             raise CheckpointError(
                 f"{where}: the source's {algorithm} differs from Cerebras' ({', '.join(f'{k}: {v}' for k, v in foreign.items())}"
                 f"; Cerebras adds eps to sqrt(v) and decays weights before the update), so the resumed run would "
-                f"differ slightly; pass approximate=True to accept that"
+                f"differ slightly; pass approximate=True (--approximate) to accept that"
             )
     elif differs and not approximate:
-        raise CheckpointError(f"{where}: the source's {algorithm} differs from torch's ({differs}); pass "
-                              f"approximate=True to write it anyway")
+        raise CheckpointError(f"{where}: the source's {algorithm} is defined differently ({differs}); pass "
+                              f"approximate=True (--approximate) to write it anyway")
     if algorithm == "Adafactor" and hub.conventions != TRANSFORMERS_ADAFACTOR and not approximate:
         raise CheckpointError(
             f"{where}: torch.optim.Adafactor's update differs from the Hugging Face/Cerebras Adafactor; pass "
-            f"approximate=True to continue with the Cerebras update from the translated state"
+            f"approximate=True (--approximate) to continue with the Cerebras update from the translated state"
         )
     names = hub.param_names
     position = {name: index for index, name in enumerate(names)}
