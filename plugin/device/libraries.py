@@ -192,4 +192,4 @@ def _replacement(optimizer: Optional[str]) -> str:
 
         if isinstance(getattr(optim, optimizer, None), type):
             return f"wse.optim.{optimizer}, the wse.optim optimizer of the same name"
-    return "the wse.optim optimizer of the same name"
+    return "a wse.optim optimizer (wse.optim.available_optimizers() lists them)"
