@@ -136,10 +136,9 @@ def regroup_scheduler(state: Mapping[str, Any], mapping: Sequence[int], where: s
     """A scheduler ``state_dict()`` whose per-group lists follow ``mapping`` (target group ->
     source group). Merged groups must agree, or the schedule would change."""
     out = copy.deepcopy(dict(state))
-    identity = list(mapping) == list(range(len(mapping)))
     for key in _PER_GROUP_KEYS:
         values = out.get(key)
-        if not isinstance(values, list) or identity:
+        if not isinstance(values, list) or list(mapping) == list(range(len(values))):
             continue
         sources = set(mapping)
         if max(sources) >= len(values):

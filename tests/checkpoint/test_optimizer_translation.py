@@ -190,3 +190,30 @@ def test_transformers_adafactor_gets_torch_names_in_the_hub_and_its_own_back(tmp
     save(checkpoint, tmp_path / "hf.pt", "torch", optimizer_layout="transformers")
     net2, resumed = resume(tmp_path / "hf.pt", hf_adafactor)
     assert train(net2, resumed, 2, start=3) == pytest.approx(expected, rel=1e-6)
+
+
+def test_groups_that_agree_are_merged_into_one_in_model_order(tmp_path):
+    """Trainer-style groups (matrices, then vectors) with equal hyperparameters become the one
+    group of ``optimizer(model.parameters())``, renumbered in the model's order."""
+    net = tiny_net()
+    matrices = [p for p in net.parameters() if p.dim() == 2]
+    vectors = [p for p in net.parameters() if p.dim() == 1]
+    optimizer = torch.optim.AdamW([{"params": matrices}, {"params": vectors}], lr=0.01, weight_decay=0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 / (step + 1))
+    train(net, optimizer, 3)
+    for _ in range(3):
+        scheduler.step()
+    torch.save({"model": net.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "step": 3}, tmp_path / "src.pt")
+    expected = train(net, optimizer, 2, start=3)
+
+    convert(tmp_path / "src.pt", tmp_path / "one.pt", to="torch")
+    payload = torch.load(tmp_path / "one.pt", weights_only=True)
+    assert [len(group["params"]) for group in payload["optimizer"]["param_groups"]] == [4]
+    assert len(payload["scheduler"]["base_lrs"]) == 1 and len(payload["scheduler"]["lr_lambdas"]) == 1
+    resumed_net, resumed = resume(tmp_path / "one.pt", lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.0))
+    assert train(resumed_net, resumed, 2, start=3) == pytest.approx(expected, rel=1e-6)
+
+    convert(tmp_path / "src.pt", tmp_path / "kept.pt", to="torch", param_groups="keep")
+    kept = torch.load(tmp_path / "kept.pt", weights_only=True)["optimizer"]["param_groups"]
+    assert [len(group["params"]) for group in kept] == [2, 2]
