@@ -1,4 +1,5 @@
 """examples/wsd_checkpoints.py runs and prints its files and losses (in this process, as its own script)."""
+import logging
 import runpy
 import sys
 from pathlib import Path
@@ -14,11 +15,14 @@ def test_wsd_example_writes_and_compares(tmp_path, monkeypatch, capsys):
     arguments = ["--steps", "40", "--checkpoints", "2", "--save-dir", str(tmp_path)]
     monkeypatch.setattr(sys, "argv", ["wsd_checkpoints.py", *arguments])
     threads = torch.get_num_threads()
+    lightning_log = logging.getLogger("lightning.pytorch")
+    level = lightning_log.level  # the script quiets Lightning; the tests after it should not inherit that
     torch.set_num_threads(1)  # a tiny model: threads only contend
     try:
         runpy.run_path(str(REPOSITORY / "examples" / "wsd_checkpoints.py"), run_name="__main__")
     finally:
         torch.set_num_threads(threads)
+        lightning_log.setLevel(level)
     out = capsys.readouterr().out
     names = ["checkpoint_16_wsd_pre_decay", "checkpoint_20_wsd_post_decay.pt",
              "checkpoint_36_wsd_pre_decay", "checkpoint_40_wsd_post_decay.pt"]
