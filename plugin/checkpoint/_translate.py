@@ -58,39 +58,81 @@ def name_optimizer(state_dict: Mapping[str, Any], model: Mapping[str, torch.Tens
         )
     if len(sizes) == 1:
         return to_hub(state_dict, [flat], where=where, algorithm=algorithm, shapes=shapes)
-    # Several groups: which names went where is not stored. Try the usual ways of grouping, in
-    # order, and keep the first whose group sizes and state shapes fit.
-    splits = []
+    # Several groups: which names went where is not stored. Trainer's own split is authoritative
+    # for a Trainer checkpoint; otherwise the one grouping (each group in model order) that the
+    # state's shapes allow, and an error when they allow none or several: never a guess.
     if grouping == "hf-trainer":
-        splits.append(("Trainer's decay / no-decay split", N.hf_trainer_groups(
-            flat, layernorm_params, shapes if layernorm_params is None else None)))
-    splits.append(("consecutive groups", _consecutive(flat, sizes)))
-    if len(sizes) == 2:
-        splits.append(("Trainer's decay / no-decay split", N.hf_trainer_groups(flat, None, shapes)))
-        splits.append(("matrices / vectors", [[n for n in flat if len(shapes[n]) >= 2], [n for n in flat if len(shapes[n]) < 2]]))
-    tried = []
-    for label, group_names in splits:
-        if [len(names) for names in group_names] != sizes:
-            tried.append(f"{label} gives {[len(names) for names in group_names]} parameters per group")
-            continue
-        try:
-            return to_hub(state_dict, group_names, where=where, algorithm=algorithm, shapes=shapes)
-        except CheckpointError as error:
-            if "shape" not in str(error):
-                raise
-            tried.append(f"{label} misplaces state ({str(error).split(': ', 2)[-1].split(':')[0]})")
+        trainer_split = N.hf_trainer_groups(flat, layernorm_params, shapes if layernorm_params is None else None)
+        if [len(names) for names in trainer_split] == sizes:
+            return to_hub(state_dict, trainer_split, where=where, algorithm=algorithm, shapes=shapes)
+    found = _interleavings(flat, sizes, _state_shapes(state_dict), shapes)
+    if found is None:
+        reason = "too many parameters to search the groupings"
+    elif found[0] == 1:
+        return to_hub(state_dict, found[1], where=where, algorithm=algorithm, shapes=shapes)
+    elif found[0] == 0:
+        reason = "no grouping of the parameters (each group in model order) fits the state's shapes"
+    else:
+        reason = "the state's shapes fit more than one grouping"
     raise CheckpointError(
         f"{where}: cannot tell which parameters the optimizer's {len(sizes)} param groups (of {sizes}) hold: "
-        + "; ".join(tried) + ". Pass param_names as one list of names per group"
+        f"{reason}. Pass param_names as one list of names per group (e.g. from optimizer.param_groups)"
     )
 
 
-def _consecutive(flat: Sequence[str], sizes: Sequence[int]) -> List[List[str]]:
-    groups, start = [], 0
-    for size in sizes:
-        groups.append(list(flat[start:start + size]))
-        start += size
-    return groups
+#: Per-parameter state entries shaped like their parameter.
+_FULL_SIZE = ("exp_avg", "exp_avg_sq", "momentum_buffer", "square_avg", "sum", "exp_inf", "ax", "prev", "acc_delta")
+
+
+def _state_shapes(state_dict: Mapping[str, Any]) -> List[List[Optional[Tuple[int, ...]]]]:
+    """For each group, each position's parameter shape as its state shows it (None: no state)."""
+    state = state_dict["state"]
+    out = []
+    for group in state_dict["param_groups"]:
+        shapes: List[Optional[Tuple[int, ...]]] = []
+        for index in group["params"]:
+            entry = state.get(index, state.get(str(index), {}))
+            tensor = next((entry[key] for key in _FULL_SIZE if isinstance(entry.get(key), torch.Tensor)), None)
+            shapes.append(tuple(tensor.shape) if tensor is not None else None)
+        out.append(shapes)
+    return out
+
+
+def _interleavings(flat: Sequence[str], sizes: Sequence[int], expected: List[List[Optional[Tuple[int, ...]]]],
+                   shapes: Mapping[str, Tuple[int, ...]], limit: int = 200_000):
+    """How many ways (0, 1 or 2 meaning "several") the names in model order split into groups of
+    ``sizes``, each group keeping model order, with every state shape matching its parameter;
+    and one such split. None when the search would be too large."""
+    groups = len(sizes)
+    layer: Dict[Tuple[int, ...], Tuple[int, Any]] = {tuple([0] * groups): (1, None)}
+    history = [layer]
+    for name in flat:
+        following: Dict[Tuple[int, ...], Tuple[int, Any]] = {}
+        for counts, (ways, _) in layer.items():
+            for group in range(groups):
+                position = counts[group]
+                if position >= sizes[group]:
+                    continue
+                shape = expected[group][position]
+                if shape is not None and tuple(shape) != tuple(shapes[name]):
+                    continue
+                step = counts[:group] + (position + 1,) + counts[group + 1:]
+                total, parent = following.get(step, (0, (counts, group)))
+                following[step] = (min(2, total + ways), parent)
+        if len(following) > limit:
+            return None
+        layer = following
+        history.append(layer)
+    final = tuple(sizes)
+    if final not in layer:
+        return 0, None
+    split: List[List[str]] = [[] for _ in sizes]
+    counts = final
+    for index in range(len(flat), 0, -1):
+        previous, group = history[index][counts][1]
+        split[group].append(flat[index - 1])
+        counts = previous
+    return layer[final][0], [list(reversed(names)) for names in split]
 
 
 def model_param_order(checkpoint: Checkpoint, opt: OptimizerState) -> List[str]:

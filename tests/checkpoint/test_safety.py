@@ -134,3 +134,27 @@ def test_rename_rules_are_strict_and_list_unmatched_keys(tmp_path):
         RenameRules([(r"\.(weight|bias)$", ".x")]).mapping(["a.weight", "a.bias"])
     with pytest.raises(CheckpointError, match="not a regular expression"):
         RenameRules([("(", "")])
+
+
+def test_param_groups_that_several_groupings_explain_are_not_guessed(tmp_path):
+    # four parameters of one shape in two groups: consecutive or interleaved? The file does not say.
+    net = torch.nn.ParameterList([torch.nn.Parameter(torch.randn(2, 2)) for _ in range(4)])
+    optimizer = torch.optim.SGD([{"params": [net[0], net[2]]}, {"params": [net[1], net[3]]}], lr=0.1, momentum=0.9)
+    sum(p.sum() for p in net).backward()
+    optimizer.step()
+    torch.save({"model": net.state_dict(), "optimizer": optimizer.state_dict()}, tmp_path / "src.pt")
+    with pytest.raises(CheckpointError, match="shapes fit more than one grouping.*one list of names per group"):
+        load(tmp_path / "src.pt")
+    checkpoint = load(tmp_path / "src.pt", param_names=[["0", "2"], ["1", "3"]])
+    assert [group["params"] for group in checkpoint.optimizers[0].param_groups] == [["0", "2"], ["1", "3"]]
+
+
+def test_param_groups_that_shapes_tell_apart_are_named(tmp_path):
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    # groups interleaved against model order: the weights, then the biases
+    optimizer = torch.optim.Adam([{"params": [net[0].weight, net[1].weight]}, {"params": [net[0].bias, net[1].bias]}])
+    net(torch.randn(2, 4)).sum().backward()
+    optimizer.step()
+    torch.save({"model": net.state_dict(), "optimizer": optimizer.state_dict()}, tmp_path / "src.pt")
+    groups = load(tmp_path / "src.pt").optimizers[0].param_groups
+    assert [group["params"] for group in groups] == [["0.weight", "1.weight"], ["0.bias", "1.bias"]]
