@@ -98,8 +98,14 @@ class _Lines(logging.Handler):
 
 @contextlib.contextmanager
 def rank_zero_lines():
-    """The messages Lightning's ``rank_zero_info`` logs inside the block (a list, filled as they come)."""
-    logger, handler = logging.getLogger("lightning.pytorch.utilities.rank_zero"), _Lines()
+    """The messages Lightning's ``rank_zero_info`` logs inside the block (a list, filled as they come).
+
+    ``rank_zero_info`` logs to whichever logger the last imported of Lightning's two
+    ``rank_zero`` modules (fabric's or pytorch's) installed, so that logger is read.
+    """
+    from lightning_utilities.core import rank_zero
+
+    logger, handler = rank_zero.log, _Lines()
     level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

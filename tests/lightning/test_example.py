@@ -20,7 +20,7 @@ def test_char_lm_example_trains_and_reports():
     assert result.returncode == 0, result.stderr[-4000:]
     assert "12 steps in" in result.stdout
     assert "perplexity" in result.stdout and "final lr" in result.stdout and "sample:" in result.stdout
-    wse_lines = [line for line in result.stderr.splitlines() if line.startswith("wse:")]
+    wse_lines = [line for line in result.stderr.splitlines() if line.startswith(("wse:", "wse device:"))]
     # Quiet by default: one line at the start, one at the end.
     assert len(wse_lines) == 2, result.stderr
     assert wse_lines[0] == "wse: 1 process on cpu; check='strict': step 1 captured, steps 2-4 verified; violations raise."

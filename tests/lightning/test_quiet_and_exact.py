@@ -59,7 +59,10 @@ def _output_of_a_fit(strategy, capfd, module=None, **options):
     handler, which a test's output capture does not see), and warnings.
     """
     records = _Records()
-    loggers = [logging.getLogger(), logging.getLogger("lightning.pytorch")]
+    loggers = [logging.getLogger(), logging.getLogger("lightning.pytorch"), logging.getLogger("lightning.fabric")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers[1:]:
+        logger.setLevel(logging.INFO)  # Lightning's default (another test may have quietened it)
     for logger in loggers:
         logger.addHandler(records)
     capfd.readouterr()
@@ -69,8 +72,9 @@ def _output_of_a_fit(strategy, capfd, module=None, **options):
             trainer = L.Trainer(strategy=strategy, **{**QUIET, "max_steps": 8, **options})
             trainer.fit(module or ReadmeModel(), loader(batches=4, drop_last=True))
     finally:
-        for logger in loggers:
+        for logger, level in zip(loggers, levels):
             logger.removeHandler(records)
+            logger.setLevel(level)
     out, err = capfd.readouterr()
     logged = [line for record in records.records for line in record.getMessage().splitlines()]
     return (out + err).splitlines() + logged + [f"{w.category.__name__}: {w.message}" for w in caught]
