@@ -99,10 +99,10 @@ class ParamGroupMonitor:
     as ``.optimizer``: Lightning's, Accelerate's, DeepSpeed's), in any training loop::
 
         monitor = ParamGroupMonitor([optimizer], log_momentum=False, log_weight_decay=True)
-        for batch in loader:
+        for step, batch in enumerate(loader):
             values = monitor.read()      # {"lr-AdamW/decay": 1e-3, "lr-AdamW/decay-weight_decay": 0.1, ...}
-            loss = step(batch)           # the optimizer uses exactly these values in this step
-            accelerator.log(values, step=step_index)
+            train_step(batch)            # the optimizer uses exactly these values in this step
+            accelerator.log(values, step=step)
 
     The values in the param groups before a step are those the optimizer uses in that step
     (a scheduler writes the next step's values right after the optimizer's step), so read
@@ -116,8 +116,9 @@ class ParamGroupMonitor:
     (no ``weight_decay``, no ``momentum`` or ``betas``) simply has no such series.
 
     Args:
-        optimizers: the optimizers to read, in the order their series are named (the
-            second ``AdamW`` is ``lr-AdamW-1``). An optimizer listed twice is read once.
+        optimizers: the optimizers to read (or one optimizer), in the order their series
+            are named (the second ``AdamW`` is ``lr-AdamW-1``). An optimizer listed twice
+            is read once.
         log_momentum: also read the momentum of each group.
         log_weight_decay: also read the weight decay of each group.
         names: optional, one per optimizer: a prefix used instead of ``lr-<Optimizer>``
