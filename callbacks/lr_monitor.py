@@ -252,13 +252,19 @@ class LearningRateMonitor(Callback):
                 "and `max_epochs=-1` or an iterable dataset without a length). Set `Trainer(max_steps=...)`, or "
                 "pass log_plan=False."
             )
-        schedulers = [config.scheduler for config in trainer.lr_scheduler_configs]
-        plan = monitor.plan(schedulers, int(total))
-        if plan.unplanned:
-            rank_zero_warn(
-                f"LearningRateMonitor(log_plan=True): no closed form is known for {', '.join(plan.unplanned)}, so "
-                f"its values are not in the plan. The wse.optim schedulers (and wse.compat's) have one."
-            )
+        configs = trainer.lr_scheduler_configs
+        # A plan is in optimizer steps: a scheduler stepped per epoch has none.
+        per_epoch = [type(c.scheduler).__name__ for c in configs if c.interval != "step" or c.frequency != 1]
+        plan = monitor.plan([c.scheduler for c in configs if c.interval == "step" and c.frequency == 1], int(total))
+        if plan.unplanned or per_epoch:
+            reasons = []
+            if plan.unplanned:
+                reasons.append(f"no closed form is known for {', '.join(plan.unplanned)} (wse.optim's and wse.compat's "
+                               f"schedulers have one)")
+            if per_epoch:
+                reasons.append(f"{', '.join(per_epoch)} step(s) other than once per optimizer step (interval='step', "
+                               f"frequency=1 plans it)")
+            rank_zero_warn(f"LearningRateMonitor(log_plan=True) leaves some values out of the plan: {'; '.join(reasons)}.")
         if not plan or not trainer.is_global_zero:
             return
         for logger in trainer.loggers:

@@ -186,6 +186,21 @@ def test_log_plan_sends_a_figure_to_a_logger_that_shows_figures():
     assert [line.get_label() for line in wd_axes.get_lines()] == ["lr-AdamW/decay-weight_decay"]
 
 
+def test_log_plan_leaves_out_what_it_cannot_plan_and_says_so(tmp_path):
+    def configure(module):
+        optimizer = torch.optim.SGD(module.parameters(), lr=0.1, weight_decay=0.1)
+        epochs = torch.optim.lr_scheduler.StepLR(optimizer, 1)  # interval "epoch"
+        wd = CosineDecayWD(optimizer, initial_val=0.1, end_val=0.0, total_iters=6)
+        return [optimizer], [epochs, {"scheduler": wd, "interval": "step"}]
+
+    logger = CSVLogger(str(tmp_path), name="run")
+    trainer = L.Trainer(**dict(QUIET, max_steps=3, logger=logger, callbacks=[LearningRateMonitor(log_plan=True)]))
+    with pytest.warns(UserWarning, match=r"StepLR step\(s\) other than once per optimizer step"):
+        trainer.fit(Module(configure), data(batches=3))
+    with open(tmp_path / "run" / "version_0" / "lr_plan.csv") as file:
+        assert next(csv.reader(file)) == ["step", "lr-SGD-weight_decay"]
+
+
 def test_unknown_logging_interval_is_an_error_at_construction():
     with pytest.raises(MisconfigurationException, match="'step', 'epoch' or None, got 'batch'"):
         LearningRateMonitor(logging_interval="batch")
