@@ -220,3 +220,37 @@ def test_rng_state_reaches_accelerate_and_trainer_layouts(tmp_path):
     convert(tmp_path / "state", tmp_path / "checkpoint-5", to="hf-trainer", config={"model_type": "gpt2"})
     trainer_rng = torch.load(tmp_path / "checkpoint-5" / "rng_state.pth", weights_only=False)
     assert torch.equal(trainer_rng["cpu"], rng["cpu"]) and trainer_rng["python"] == rng["python"]
+
+
+def test_a_manually_optimized_module_resumes_at_the_step_too(tmp_path):
+    import lightning as L
+
+    from .helpers import QUIET, tokens_loader
+
+    class Manual(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.automatic_optimization = False
+            self.model = gpt2()
+            self.steps_run = 0
+
+        def training_step(self, batch, batch_idx):
+            self.steps_run += 1
+            optimizer = self.optimizers()
+            optimizer.zero_grad()
+            self.manual_backward(self.model(**batch).loss)
+            optimizer.step()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1, momentum=0.9)
+
+    model = gpt2()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(**next(iter(tokens_loader()))).loss.backward()
+    optimizer.step()
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": 3}, tmp_path / "src.pt")
+    convert(tmp_path / "src.pt", tmp_path / "resume.ckpt", to="lightning")
+    module = Manual()
+    trainer = L.Trainer(max_steps=4, **QUIET)
+    trainer.fit(module, tokens_loader(), ckpt_path=str(tmp_path / "resume.ckpt"))
+    assert (trainer.global_step, module.steps_run) == (4, 1)

@@ -53,7 +53,7 @@ def from_dict(obj: Mapping, path: str, *, model_only: bool = False, param_names:
     model = N.strip_prefix(state_dict, strip, path)
     step = _dig(obj.get("loops") or {}, _STEP_PATH)
     manual = _dig(obj.get("loops") or {}, _MANUAL_STEP_PATH)
-    if not step and manual:
+    if manual and (not step or manual > step):  # a manually optimized module counts here
         step = manual
     if step is None:
         step = obj.get("global_step")
@@ -191,8 +191,9 @@ def loops(step: int, epoch: int, scheduler_steps: int = 0) -> Dict[str, Any]:
         "epoch_loop.automatic_optimization.state_dict": {},
         "epoch_loop.automatic_optimization.optim_progress": optim,
         "epoch_loop.manual_optimization.state_dict": {},
-        "epoch_loop.manual_optimization.optim_step_progress": {"current": {"ready": 0, "completed": 0},
-                                                               "total": {"ready": 0, "completed": 0}},
+        # both counters: the resumed module's automatic_optimization decides which one is read
+        "epoch_loop.manual_optimization.optim_step_progress": {"current": {"ready": step, "completed": step},
+                                                               "total": {"ready": step, "completed": step}},
         "epoch_loop.val_loop.state_dict": {},
         "epoch_loop.val_loop.batch_progress": idle_batches,
         "epoch_progress": {"current": _progress(epoch + 1, completed=epoch) | {"processed": epoch},
