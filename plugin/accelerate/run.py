@@ -111,6 +111,7 @@ class AccelerateRun:
         self._handles: list = []
         self._snapshot = None
         self._checked = False  # whether the open device step is captured or verified
+        self._began_step = False  # whether wse opened it (a user's `with device.step():` is theirs to close)
         # optimizer.step() calls of the current accumulation cycle, and the most seen in one.
         self._micro_batches = 0
         self._full_cycle = False
@@ -189,7 +190,9 @@ class AccelerateRun:
 
     def checks_open_step(self) -> bool:
         """Whether a step is open and the device's instruments are installed (captured or verified)."""
-        return self._checked and self.device.in_step
+        if not self.device.in_step:
+            return False
+        return self._checked if self._began_step else self.device.next_step_checked()
 
     @contextlib.contextmanager
     def loading(self):
@@ -213,11 +216,12 @@ class AccelerateRun:
             self._snapshot = self.monitor.snapshot()
         inputs = (args, kwargs) if kwargs else args
         self._checked = self.device.begin_step(inputs)
+        self._began_step = True
         return None
 
     def runs_fast(self) -> bool:
         """Whether the open step runs its compiled pieces (a step the device does not check)."""
-        return self.device.in_step and not self._checked
+        return self.device.in_step and not self.checks_open_step()
 
     def schedulers_of(self, optimizer) -> list:
         """The schedulers of ``optimizer`` (the torch optimizer inside Accelerate's wrapper)."""
@@ -336,8 +340,9 @@ class AccelerateRun:
     def _end_step(self) -> None:
         self._stepped_in_step.clear()
         device = self.device
-        if not device.in_step:
+        if not (device.in_step and self._began_step):
             return
+        self._began_step = False
         device.end_step()
         if self.fast is not None:
             device.check_recompilation()

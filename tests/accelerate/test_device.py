@@ -1,4 +1,6 @@
 """Every update of an Accelerate loop is a device step: violations are raised at the user's line."""
+import contextlib
+
 import pytest
 import torch
 from accelerate import Accelerator
@@ -175,3 +177,21 @@ def test_an_epoch_ending_mid_cycle_is_refused_before_the_short_update_runs():
                 optimizer.zero_grad()
     assert_located(caught.value, "cycle")
     assert caught.value.step == 3 and "sync_with_dataloader=False" in str(caught.value)
+
+
+def test_a_user_may_mark_the_step_with_the_device_context_manager():
+    accelerator, net, optimizer, data, lr, wd = prepared(accumulation=2)
+    device = wse.accelerate.state(accelerator).device
+    with contextlib.ExitStack() as update:
+        for index, (x, y) in enumerate(data):
+            if index % 2 == 0:
+                update.enter_context(device.step(x))  # the user's own step: theirs to open and close
+            with accelerator.accumulate(net):
+                accelerator.backward(torch.nn.functional.mse_loss(net(x), y))
+                optimizer.step()
+                optimizer.zero_grad()
+            if accelerator.sync_gradients:
+                update.close()
+    report = device.report()
+    assert (report.steps, report.steps_verified, report.total_violations) == (6, 3, 0)
+    assert wse.accelerate.state(accelerator).global_step == 6
