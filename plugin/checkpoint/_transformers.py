@@ -22,6 +22,7 @@ class Skeleton:
     parameters: List[str]        # named_parameters() order (tied weights once)
     layernorm_params: List[str]  # parameters inside nn.LayerNorm modules
     tied: Dict[str, str]         # state_dict key -> the parameter it shares
+    shapes: Dict[str, tuple]     # state_dict key -> shape
 
 
 def skeleton(config: Mapping[str, Any]) -> Optional[Skeleton]:
@@ -53,8 +54,9 @@ def skeleton(config: Mapping[str, Any]) -> Optional[Skeleton]:
     layernorm = [f"{module_name}.{name}" if module_name else name
                  for module_name, module in model.named_modules() if isinstance(module, torch.nn.LayerNorm)
                  for name, _ in module.named_parameters(recurse=False)]
-    return Skeleton(keys=list(model.state_dict()), parameters=[n for n, _ in model.named_parameters()],
-                    layernorm_params=layernorm, tied=tied)
+    state = model.state_dict()
+    return Skeleton(keys=list(state), parameters=[n for n, _ in model.named_parameters()],
+                    layernorm_params=layernorm, tied=tied, shapes={k: tuple(v.shape) for k, v in state.items()})
 
 
 @contextlib.contextmanager

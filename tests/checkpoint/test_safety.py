@@ -158,3 +158,22 @@ def test_param_groups_that_shapes_tell_apart_are_named(tmp_path):
     torch.save({"model": net.state_dict(), "optimizer": optimizer.state_dict()}, tmp_path / "src.pt")
     groups = load(tmp_path / "src.pt").optimizers[0].param_groups
     assert [group["params"] for group in groups] == [["0.weight", "1.weight"], ["0.bias", "1.bias"]]
+
+
+def test_tensors_that_do_not_fit_the_configs_model_are_refused(tmp_path):
+    from .helpers import gpt2
+
+    model = gpt2()
+    config = model.config.to_dict()
+    config["architectures"] = ["GPT2LMHeadModel"]
+    state = {f"net.{key}": value for key, value in model.state_dict().items()}  # self.net, not self.model
+    torch.save(state, tmp_path / "prefixed.pt")
+    with pytest.raises(CheckpointError, match=r"do not fit the model of config.json \(GPT2LMHeadModel\): missing "
+                                              r"transformer.h.0.attn.c_attn.bias, .*; unexpected net.lm_head.weight"):
+        convert(tmp_path / "prefixed.pt", tmp_path / "hf", to="hf", config=config)
+    assert not (tmp_path / "hf").exists()
+    state = dict(model.state_dict())
+    state["transformer.wpe.weight"] = torch.zeros(4, 16)
+    torch.save(state, tmp_path / "short.pt")
+    with pytest.raises(CheckpointError, match=r"'transformer.wpe.weight' has shape \(4, 16\), the model of config.json \(8, 16\)"):
+        convert(tmp_path / "short.pt", tmp_path / "hf", to="hf", config=config)

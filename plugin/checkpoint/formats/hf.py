@@ -160,7 +160,39 @@ def write(checkpoint: Checkpoint, path: str, *, overwrite: bool = False, config:
         write_model(checkpoint, folder, config_dict, path, progress)
 
 
+def check_fits(model: Mapping[str, torch.Tensor], config: Mapping[str, Any], where: str) -> None:
+    """The tensors are the ones the config's model has, with its shapes (when transformers can
+    build it): from_pretrained would otherwise initialise what is missing at random, with a
+    warning at best."""
+    structure = skeleton(config)
+    if structure is None:
+        return
+    from ..hub import tensor_info
+
+    wanted = {key for key in structure.keys if key not in structure.tied}
+    have = set(model)
+    missing = sorted(key for key in wanted if key not in have)
+    unexpected = sorted(key for key in have if key not in set(structure.keys))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{where}: the tensors do not fit the model of config.json ({(config.get('architectures') or ['?'])[0]}): "
+            f"missing {_few(missing)}; unexpected {_few(unexpected)}. Rename keys with --rename RULES.yaml, or check "
+            "the key prefix (a LightningModule attribute other than 'model.' is not stripped)"
+        )
+    for key in sorted(have & set(structure.shapes)):
+        shape = tuple(tensor_info(model, key)[1])
+        if shape != structure.shapes[key]:
+            raise CheckpointError(f"{where}: {key!r} has shape {shape}, the model of config.json {structure.shapes[key]}")
+
+
+def _few(keys: List[str], limit: int = 6) -> str:
+    if not keys:
+        return "none"
+    return ", ".join(keys[:limit]) + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
 def write_model(checkpoint: Checkpoint, folder: str, config: Dict[str, Any], where: str, progress: bool) -> None:
+    check_fits(checkpoint.model, config, where)
     model = drop_tied(checkpoint.model, config, checkpoint, where)
     _io.write_json(config, os.path.join(folder, CONFIG))
     _io.write_safetensors(model, os.path.join(folder, SAFE_WEIGHTS), metadata={"format": "pt"},
