@@ -8,6 +8,12 @@ of a param group is ``wse.schedules.WarmupAnneal`` and its weight decay
 group's own ``max_lr``/``min_lr``/``start_wd``/``end_wd`` if it has them; the weight
 decay written is that value times the group's ``wd_mult``. Works on any optimizer with
 ``param_groups`` (a ``torch.optim.Optimizer`` or a Megatron optimizer).
+
+The scheduler is a ``torch.optim.lr_scheduler.LRScheduler`` whose ``step()`` defaults to
+an increment of 1, so Lightning and Accelerate step it as any torch scheduler; with
+``enable_tensor_values`` it writes 0-d tensors updated in place (in the graph, under
+``strategy="wse"``). ``get_canonical_lr_for_logging`` is Megatron-Core's helper of the
+same name.
 """
 from __future__ import annotations
 

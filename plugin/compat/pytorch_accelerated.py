@@ -11,6 +11,11 @@ Like pytorch-accelerated's, these schedulers are stepped after every optimizer u
 and the value written at construction is the value of step 0 (the first ``step()``
 writes step 0 again, the n-th writes step n-1).
 
+The stateful schedulers are ``torch.optim.lr_scheduler.LRScheduler`` instances, so
+Lightning's ``configure_optimizers`` and ``Accelerator.prepare`` take them, and the
+closed-form ones can write 0-d tensors updated in place (``enable_tensor_values``), which
+is how they run inside the graph under ``strategy="wse"``.
+
 Where the published implementation contradicts its own documentation or crashes, wse
 does what the documentation says (each case is named in the class docstring):
 
