@@ -699,3 +699,22 @@ def test_every_container_kind_is_written_with_cstorchs_spec(tmp_path):
         again = reader.tree()
     assert again["tags"] == tree["tags"] and again["pair"] == tree["pair"] and again["nested"] == tree["nested"]
     assert again["tied"][0] is again["tied"][1]  # one tensor object: written once, then linked
+
+
+def test_long_runs_take_the_global_step_that_the_rounded_powers_agree_with():
+    """After 100000 steps beta2's float32 power is off by a few steps' worth; the global step decides."""
+    from wse.checkpoint.formats import cerebras as cerebras_format
+
+    power = torch.tensor(0.999, dtype=torch.float32)
+    for _ in range(100_000):
+        power = power * 0.999
+    saved = {"state": {0: {"exp_avg": torch.zeros(2), "exp_avg_sq": torch.zeros(2),
+                           "beta1_power": torch.tensor(0.0), "beta2_power": power},
+                       1: {"exp_avg": torch.zeros(2), "exp_avg_sq": torch.zeros(2),
+                           "beta1_power": torch.tensor(0.9 ** 4), "beta2_power": torch.tensor(0.999 ** 4)}},
+             "param_groups": [{"lr": 0.1, "betas": (0.9, 0.999), "eps": 1e-6, "weight_decay": 0.0,
+                               "l2_regularization_rate": 0.0, "correct_bias": True, "amsgrad": False,
+                               "params": [0, 1]}]}
+    hub = cerebras_format.optimizer_to_hub(saved, ["w", "late"], where="x", global_step=100_000)
+    assert float(hub.state["w"]["step"]) == 100_000
+    assert float(hub.state["late"]["step"]) == 3  # a parameter that joined late keeps its own count

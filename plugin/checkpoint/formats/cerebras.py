@@ -336,20 +336,31 @@ def _algorithm(groups: List[dict], states: List[dict], requested: Optional[str],
     return found
 
 
-def _steps_from_power(power: torch.Tensor, beta: float) -> Optional[int]:
-    """``N`` such that ``power == beta**(N+1)``, or None when ``power`` no longer tells it (underflow)."""
+def _steps_from_power(power: torch.Tensor, beta: float) -> Optional[float]:
+    """``N`` such that ``power == beta**(N+1)`` (not rounded), or None when ``power`` no longer tells it."""
     value = float(power)
     if not 0.0 < beta < 1.0 or not value > 1e-30 or value > 1.0:
         return None
-    return max(int(round(math.log(value) / math.log(beta))) - 1, 0)
+    return math.log(value) / math.log(beta) - 1
 
 
 def _taken_steps(state: dict, betas: Tuple[float, ...], global_step: Optional[int], where: str) -> int:
+    """The steps a parameter's Adam state has taken, from its beta powers.
+
+    The powers are float32 products, rounded at every step: after ``N`` steps their relative
+    error is up to about ``N * 6e-8``, a few steps' worth for beta2 after 1e5 steps. So the
+    global step is taken when the powers agree with it to that precision (a parameter that
+    missed steps shows fewer), and the powers' own count otherwise. Once beta1's power has
+    underflowed (after about 650 steps at 0.9), beta2's tells the count.
+    """
     for key, beta in zip(("beta1_power", "beta2_power"), betas):
         if key in state:
-            steps = _steps_from_power(state[key], float(beta))
-            if steps is not None:
-                return steps
+            estimate = _steps_from_power(state[key], float(beta))
+            if estimate is None:
+                continue
+            if global_step is not None and abs(estimate - global_step) <= 1 + 1e-4 * global_step:
+                return global_step
+            return max(int(round(estimate)), 0)
     if global_step is None:
         raise CheckpointError(f"{where}: the step count cannot be told (no usable beta powers and no global_step); "
                               f"it is needed for torch's `step`")
