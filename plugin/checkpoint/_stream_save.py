@@ -1,5 +1,7 @@
-"""``torch.save`` without holding a lazily read model in memory: tensors are pickled as
-references and their bytes written one at a time, in torch's own zip layout.
+"""``torch.save`` of a lazily read model, one tensor in memory at a time.
+
+Tensors are pickled as references and their bytes written one at a time, in torch's own
+zip layout.
 
 The file is what ``torch.save`` writes (``data.pkl`` whose tensors rebuild with
 ``torch._utils._rebuild_tensor_v2`` from persistent ``("storage", ...)`` ids, then one

@@ -1,5 +1,8 @@
-"""What readers and writers share: naming positional optimizer state, fitting it to a target's
-param groups, regrouping scheduler states, and the model-side transforms of a conversion."""
+"""The translation steps readers and writers share.
+
+Naming positional optimizer state, fitting it to a target's param groups, regrouping
+scheduler states, and the model-side transforms of a conversion (rename, cast).
+"""
 from __future__ import annotations
 
 import copy

@@ -1,5 +1,7 @@
-"""Tiny config-built transformers models, fixed data, and the training loops of each framework
-(Hugging Face Trainer, Lightning, Accelerate) that the acid tests run and compare."""
+"""Tiny config-built transformers models, fixed data and each framework's training loop.
+
+The acid tests run and compare the loops of Hugging Face Trainer, Lightning and Accelerate.
+"""
 from __future__ import annotations
 
 import logging

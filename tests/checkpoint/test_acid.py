@@ -1,5 +1,7 @@
-"""The acid test: train N steps in one framework, convert, resume in another, and the next
-steps' losses and parameters equal those of the source continuing (same data, float tolerance).
+"""The acid test: a run converted between frameworks continues as the source would have.
+
+Train N steps in one framework, convert, resume in another: the next steps' losses and
+parameters equal those of the source continuing (same data, float tolerance).
 
 The foreign checkpoints are written by the real libraries (transformers' Trainer, Lightning,
 Accelerate) during each test; the tiny GPT-2 is built from a config, nothing is downloaded.

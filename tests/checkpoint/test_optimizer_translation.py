@@ -1,6 +1,9 @@
-"""Optimizer state between layouts: each source optimizer is a real library's (torch.optim,
-transformers 4.46's AdamW through a committed fixture, transformers' Adafactor, wse.optim),
-and each translated state, loaded into the target's optimizer, continues as the source did."""
+"""Optimizer state between layouts: the translated state continues as the source did.
+
+Each source optimizer is a real library's (torch.optim, transformers 4.46's AdamW through a
+committed fixture, transformers' Adafactor, wse.optim); each translated state is loaded into
+the target's optimizer and must continue as the source did.
+"""
 import json
 import os
 
