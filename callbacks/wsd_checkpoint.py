@@ -117,6 +117,8 @@ class WSDCheckpointCallback(Callback):
         if stage != "fit":
             return
         files.require_writable_dir(self.save_dir)
+        # Before Lightning restores a resumed run's callback state, which may set the hold again.
+        self._hold = None
         self._initial = None
         if self.initial_checkpoint is not None:
             self._initial = files.load_checkpoint_file(self.initial_checkpoint)

@@ -67,6 +67,7 @@ def test_a_branch_decays_like_the_run_would_have(tmp_path):
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
 
 
+@pytest.mark.filterwarnings("ignore:Be aware that when using `ckpt_path`")
 def test_a_branch_run_resumed_inside_a_decay_window_holds_the_stable_lr(tmp_path):
     """The wse scheduler writes its (decayed) value when its state is loaded; the run must hold
     the stable one. Epochs of two batches put an epoch end, where Lightning resumes exactly,
@@ -101,3 +102,4 @@ def test_branches_on_cuda_leave_the_run_bit_identical(tmp_path):
         assert torch.equal(x, y), key
     saved = torch.load(tmp_path / "ckpt" / "checkpoint_20_wsd_post_decay.pt", weights_only=True)
     assert all(t.device.type == "cpu" for t in saved["model_state_dict"].values())
+
