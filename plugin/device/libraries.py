@@ -12,11 +12,33 @@ none of them.
 """
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from .location import Location, is_library_file, is_user_code, module_paths, realpath
+
+
+def _locate(modules: Tuple[str, ...]) -> Tuple[str, ...]:
+    """Path prefixes of dotted modules, found from their top-level package without importing it.
+
+    ``importlib.util.find_spec("lightning.pytorch.utilities.grads")`` would import Lightning;
+    a plain loop that never imported it should not pay for that at its first violation.
+    """
+    paths: Tuple[str, ...] = ()
+    for module in modules:
+        top, _, rest = module.partition(".")
+        for root in module_paths([top]):
+            if not rest:
+                paths += (root,)
+                continue
+            base = os.path.join(root, *rest.split("."))
+            if os.path.isdir(base):
+                paths += (base + os.sep,)
+            elif os.path.isfile(base + ".py"):
+                paths += (base + ".py",)
+    return paths
 
 
 @dataclass(frozen=True)
@@ -37,7 +59,8 @@ class LibraryCall:
 @dataclass(frozen=True)
 class _Rule:
     library: str
-    module: str
+    # The modules or packages it covers (a library may install under several names).
+    modules: Tuple[str, ...]
     # Function names (``co_name``) the rule is about, matched by suffix; () for any.
     functions: Tuple[str, ...]
     advice: str
@@ -67,20 +90,20 @@ _METRIC_AFTER_STEP = (
 _RULES = (
     _Rule(
         "torch.optim",
-        "torch.optim",
+        ("torch.optim",),
         (),
         _WSE_OPTIM,
     ),
     _Rule(
         "torchmetrics",
-        "torchmetrics",
+        ("torchmetrics",),
         ("_tensor_validation", "_arg_validation", "_check_same_shape", "_input_format_classification"),
         "torchmetrics checks the values of a metric's inputs on the host (validate_args=True, the "
         "default): create the metric with validate_args=False, " + _METRIC_AFTER_STEP + ".",
     ),
     _Rule(
         "torchmetrics",
-        "torchmetrics",
+        ("torchmetrics",),
         ("normalize_logits_if_needed",),
         "torchmetrics tests on the host whether float predictions are probabilities already (on a "
         "CPU; on an accelerator it selects with torch.where): give the metric class predictions "
@@ -88,7 +111,7 @@ _RULES = (
     ),
     _Rule(
         "torchmetrics",
-        "torchmetrics",
+        ("torchmetrics",),
         ("_cast_and_nan_check_input",),
         "torchmetrics' aggregation metrics (MeanMetric, SumMetric, MaxMetric, ...) look for NaNs on "
         "the host (nan_strategy='warn', the default): create the metric with nan_strategy='disable', "
@@ -96,14 +119,14 @@ _RULES = (
     ),
     _Rule(
         "torchmetrics",
-        "torchmetrics",
+        ("torchmetrics",),
         (),
         "torchmetrics reads a metric's inputs on the host while it updates (argument and value "
         "checks): pass validate_args=False where the metric takes it, " + _METRIC_AFTER_STEP + ".",
     ),
     _Rule(
         "torch.nn",
-        "torch.nn",
+        ("torch.nn",),
         ("_detect_is_causal_mask",),
         "nn.TransformerEncoder, nn.TransformerDecoder and nn.Transformer compare an attention mask "
         "with a causal one on the host when they are not told whether it is causal: pass "
@@ -112,14 +135,14 @@ _RULES = (
     ),
     _Rule(
         "torch.nn",
-        "torch.nn",
+        ("torch.nn",),
         ("clip_grad_norm_", "clip_grad_norm", "_clip_grads_with_norm_", "_get_total_norm"),
         "clip_grad_norm_(..., error_if_nonfinite=True) reads the total norm on the host to check "
         "it: leave error_if_nonfinite=False (the default), and look at the norm after the step.",
     ),
     _Rule(
         "torch.nn",
-        "torch.nn",
+        ("torch.nn",),
         (),
         "torch.nn reads a tensor's value on the host here (a check or a branch on data): give the "
         "module the argument that answers the question instead (a hint such as is_causal=, a "
@@ -127,7 +150,7 @@ _RULES = (
     ),
     _Rule(
         "Lightning",
-        "lightning.pytorch.utilities.grads",
+        ("lightning.pytorch.utilities.grads", "pytorch_lightning.utilities.grads"),
         ("grad_norm",),
         "Lightning's grad_norm() builds the total norm with torch.tensor(list of norms), which reads "
         "every norm on the host: compute the norms in the step (p.grad.norm()) and their total with "
@@ -150,7 +173,7 @@ class _Matcher:
         except KeyError:
             pass
         if self._paths is None:
-            self._paths = tuple(module_paths([rule.module]) for rule in _RULES)
+            self._paths = tuple(_locate(rule.modules) for rule in _RULES)
         found = None
         filename = code.co_filename
         if is_library_file(filename):

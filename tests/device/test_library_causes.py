@@ -252,3 +252,30 @@ def test_a_graph_change_that_only_shows_up_inside_torch_nn_is_not_blamed_on_it()
     assert error.step == 3 and error.library is None
     assert_user_line(error, "eval-forward")
     assert "Python control flow on the step number or on data" in str(error)
+
+
+@pytest.mark.slow  # a fresh interpreter
+def test_naming_a_library_imports_none_of_them():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from wse.device import Device, HostSyncError\n"
+        "model = torch.nn.Linear(4, 1)\n"
+        "optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "device = Device(model, optimizer)\n"
+        "try:\n"
+        "    with device.step():\n"
+        "        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, error_if_nonfinite=True)\n"
+        "        model(torch.ones(2, 4)).sum().backward()\n"
+        "        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, error_if_nonfinite=True)\n"
+        "except HostSyncError as error:\n"
+        "    assert error.library.library == 'torch.nn', error\n"
+        "else:\n"
+        "    raise AssertionError('no HostSyncError')\n"
+        "print(sorted(name for name in ('lightning', 'pytorch_lightning', 'torchmetrics') if name in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
