@@ -1,6 +1,6 @@
 """Time per training step with wse's LearningRateMonitor logging every step, over Lightning's and over none.
 
-    python benchmarks/bench_callbacks.py [--rounds 7] [--steps 150]
+    python benchmarks/bench_callbacks.py [--rounds 11] [--steps 200]
 
 The small MLP of ``bench_strategy.py`` (wse.optim.AdamW, an LR and a WD scheduler on one
 optimizer), ``log_every_n_steps=1`` and a logger that keeps nothing, so that what is
@@ -125,8 +125,8 @@ def median_step_time(strategy_name, monitor, data, steps):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--rounds", type=int, default=11)
+    parser.add_argument("--steps", type=int, default=200)
     args = parser.parse_args()
     torch.set_num_threads(1)
     generator = torch.Generator().manual_seed(0)
