@@ -35,7 +35,6 @@ FORMAT_VERSION = 0.5
 CSTORCH_VERSION = "2.10.0"
 INSTALL_HINT = 'pip install "wse[cerebras]"'
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-LZ4_FILTER = 32004
 
 # torch dtype <-> the numbers cerebras' runtime (RtFx) gives them; every other dtype
 # (int8, float8, complex, ...) is one cstorch.save itself cannot write.
