@@ -101,3 +101,22 @@ def test_wse_callbacks_never_imports_transformers_itself():
     assert "wse.callbacks.lr_monitor" in {m.__name__ for m in modules}
     offenders = [m.__name__ for m in modules if getattr(m, "__file__", None) and "transformers" in set(_imported_roots(m))]
     assert offenders == []
+
+
+def test_evaluation_logs_get_nothing():
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.5)
+    monitor, state, control = LearningRateMonitor(), transformers.TrainerState(), transformers.TrainerControl()
+    monitor.on_train_begin(None, state, control, optimizer=optimizer)
+    monitor.on_step_begin(None, state, control)
+    state.global_step = 1
+    evaluation = {"eval_loss": 1.0}
+    monitor.on_log(None, state, control, logs=evaluation)
+    assert evaluation == {"eval_loss": 1.0}
+    training = {"loss": 2.0, "learning_rate": 0.5}
+    monitor.on_log(None, state, control, logs=training)
+    assert training == {"loss": 2.0, "learning_rate": 0.5, "lr-SGD": 0.5, "lr-SGD-weight_decay": 0.0}
+
+
+def test_no_optimizer_at_train_begin_is_a_clear_error():
+    with pytest.raises(ValueError, match="found no optimizer"):
+        LearningRateMonitor().on_train_begin(None, transformers.TrainerState(), transformers.TrainerControl())
