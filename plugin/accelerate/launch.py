@@ -21,13 +21,19 @@ RECIPE = (
 def launched_processes() -> int:
     """How many processes the launcher says it started (1 when none is visible)."""
     for variable in ("WORLD_SIZE", "LOCAL_WORLD_SIZE"):
-        value = os.environ.get(variable)
+        value = _integer(variable)
         if value is not None:
-            try:
-                return int(value)
-            except ValueError:
-                return 1
-    return 2 if "LOCAL_RANK" in os.environ and int(os.environ.get("LOCAL_RANK", "0") or 0) > 0 else 1
+            return value
+    # A launcher that sets only LOCAL_RANK: rank 1 or higher means at least two processes.
+    local_rank = _integer("LOCAL_RANK")
+    return 2 if local_rank is not None and local_rank > 0 else 1
+
+
+def _integer(variable: str):
+    try:
+        return int(os.environ[variable])
+    except (KeyError, ValueError):
+        return None
 
 
 def check_launch(accelerator, strict: str) -> None:
