@@ -43,10 +43,12 @@ def test_branches_leave_the_run_bit_identical_to_a_run_without_decay(tmp_path):
     ]
 
 
-def test_a_branch_decays_like_the_run_would_have(tmp_path):
+@pytest.mark.parametrize("settings", [{}, {"precision": "bf16-mixed", "gradient_clip_val": 0.05}], ids=["plain", "bf16-clipped"])
+def test_a_branch_decays_like_the_run_would_have(tmp_path, settings):
     """With an unshuffled loader the branch trains on the very batches the run takes next, with the
-    same dropout draws: its post-decay model is the one a run that decays itself saves."""
-    data = dict(data=loader(shuffle=False))
+    same dropout draws, through the strategy's precision and clipping: its post-decay model is the
+    one a run that decays itself saves."""
+    data = dict(data=loader(shuffle=False), trainer=settings)
     in_run = WSDCheckpointCallback(save_dir=tmp_path / "in-run")
     _, decaying = fit(tmp_path, [in_run], **data)
     branching = WSDCheckpointCallback(save_dir=tmp_path / "branch", branch=True)
