@@ -54,6 +54,9 @@ RTFX_DTYPES: Dict[torch.dtype, int] = {
 }
 _DTYPE_BY_RTFX = {code: dtype for dtype, code in RTFX_DTYPES.items()}
 
+#: The serializers of tensor leaves this reader reads: a dataset, or a tensor of one value.
+TENSOR_KINDS = ("TorchTensorSerializer", "DeferredFullTensor")
+
 _CONTAINERS = {
     "builtins.dict": dict,
     "collections.OrderedDict": OrderedDict,
@@ -266,6 +269,8 @@ class MdlReader:
 
     def tensor_info(self, key: str) -> Tuple[torch.dtype, Tuple[int, ...]]:
         meta = self.metadata(key)
+        if meta["__TYPE__"] == "DeferredFullTensor":
+            return _torch_dtype(meta.get("dtype"), self.path, key), tuple(meta["shape"])
         dtypes = meta.get("dtypes")
         if dtypes:
             dtype = getattr(torch, dtypes[0].split(".", 1)[1], None)
@@ -281,6 +286,12 @@ class MdlReader:
         if target is not None:
             return self.tensor(target)
         dtype, shape = self.tensor_info(key)
+        meta = self.metadata(key)
+        if meta["__TYPE__"] == "DeferredFullTensor":
+            # a tensor of one value, stored as that value (cstorch's lazily initialised
+            # tensors); no value means uninitialised memory, for which zeros stand
+            value = meta.get("fill_value")
+            return torch.full(shape, 0 if value is None else value, dtype=dtype)
         try:
             array = self._file[key][()]
         except KeyError:
@@ -312,7 +323,7 @@ class MdlReader:
         kind = meta["__TYPE__"]
         if kind == "LinkedObject":
             return self.value(meta["key"], defer_tensors)
-        if kind == "TorchTensorSerializer":
+        if kind in TENSOR_KINDS:
             if defer_tensors:
                 return Deferred(self, key, *self.tensor_info(key))
             return self.tensor(key)
@@ -367,6 +378,13 @@ class MdlReader:
             if key == top:
                 walk(child, (), (str(key),))
         return found
+
+
+def _torch_dtype(name: Any, path: str, key: str) -> torch.dtype:
+    dtype = getattr(torch, str(name).split(".", 1)[-1], None)
+    if not isinstance(dtype, torch.dtype):
+        raise CheckpointError(f"{path}: tensor {key!r} has an unknown dtype {name!r}")
+    return dtype
 
 
 def _text(value: Any) -> Any:

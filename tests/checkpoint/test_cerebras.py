@@ -22,6 +22,8 @@ empty, float16, float64 tensors, a tensor saved twice, None, str, float, bool, t
 int-keyed and empty containers, and a ``global_step`` that cstorch stores as a link).
 ``state_dict.mdl`` is ``cstorch.save(model.state_dict())`` of an embedding whose weight is tied
 to a bias-free output layer (``torch.manual_seed(0)``): cstorch writes the tied weight twice.
+``full.mdl`` holds cerebras-pytorch's ``DeferredFullTensor`` leaves (tensors of one value, as its
+lazy initialisation makes them: zeros float32, 1.5 bfloat16, ones float16) beside an ordinary one.
 """
 from __future__ import annotations
 
@@ -718,3 +720,16 @@ def test_long_runs_take_the_global_step_that_the_rounded_powers_agree_with():
     hub = cerebras_format.optimizer_to_hub(saved, ["w", "late"], where="x", global_step=100_000)
     assert float(hub.state["w"]["step"]) == 100_000
     assert float(hub.state["late"]["step"]) == 3  # a parameter that joined late keeps its own count
+
+
+def test_tensors_of_one_value_are_read_as_tensors(tmp_path):
+    checkpoint = C.load(FIXTURES / "full.mdl")
+    assert checkpoint.step == 0
+    assert checkpoint.model.info("scale") == (torch.bfloat16, (2, 2))
+    assert torch.equal(checkpoint.model["fc.bias"], torch.zeros(2))
+    assert torch.equal(checkpoint.model["scale"], torch.full((2, 2), 1.5, dtype=torch.bfloat16))
+    assert torch.equal(checkpoint.model["ones"], torch.ones(3, dtype=torch.float16))
+    assert torch.equal(checkpoint.model["fc.weight"], torch.arange(6.0).reshape(2, 3))
+    C.save(checkpoint, tmp_path / "plain.mdl", "cerebras")  # written back as ordinary datasets
+    with h5py.File(tmp_path / "plain.mdl", "r") as handle:
+        assert handle["model.scale"].dtype == "int16" and handle["model.scale"]._filters == {"32004": (0,)}

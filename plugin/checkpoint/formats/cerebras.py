@@ -187,7 +187,7 @@ def _lazy_model(reader: "_h5.MdlReader", model_keys: List[Tuple[str, str]]) -> L
     loaders, info = {}, {}
     for name, key in model_keys:
         target = reader.link_target(key) or key
-        if reader.kind(target) != "TorchTensorSerializer":
+        if reader.kind(target) not in _h5.TENSOR_KINDS:
             raise CheckpointError(f"{reader.path}: model entry {key!r} is not a tensor ({reader.kind(target)})")
         loaders[name] = lambda target=target: reader.tensor(target)
         info[name] = reader.tensor_info(target)
