@@ -71,7 +71,10 @@ class TensorValues:
         """Copy ``value`` (a number or a 0-d tensor) into the group's tensor, and make the group hold it."""
         buffer = self._buffers_of(index)[key]
         if isinstance(value, torch.Tensor):
-            buffer.copy_(value)
+            # Not `buffer.copy_(value)`: compiled (aot_eager, inductor) by torch 2.13, an
+            # in-place write into a 0-d CPU tensor of a value computed in the graph is lost;
+            # the multi-tensor copy is kept.
+            torch._foreach_copy_([buffer], [value.to(buffer.dtype)])
         else:
             buffer.fill_(value)
         # The optimizer's load_state_dict replaces the entry with the saved value.

@@ -197,3 +197,16 @@ def test_get_canonical_lr_for_logging_reads_the_first_default_config_group():
     assert opt.param_groups[0]["lr"] == pytest.approx(2e-3)
     assert get_canonical_lr_for_logging([{"lr": 0.1}, {"lr": 0.2, "default_config": False}]) is None
     assert get_canonical_lr_for_logging([]) is None
+
+
+@pytest.mark.slow  # compiles three small graphs
+@pytest.mark.parametrize("name", FACES)
+def test_a_compiled_step_keeps_following_the_schedule(name):
+    host_opt, compiled_opt = optimizer([1e-3]), optimizer([1e-3])
+    host, scheduler = FACES[name](host_opt), FACES[name](compiled_opt).enable_tensor_values(dtype=torch.float64)
+    step = torch.compile(lambda: scheduler.step(), backend="aot_eager", fullgraph=False)
+    for _ in range(8):
+        host.step()
+        step()
+        assert values(compiled_opt) == pytest.approx(values(host_opt), rel=1e-12, abs=1e-18)
+    assert scheduler.last_epoch == host.last_epoch
