@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Mapping, Optional, Union
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loops.utilities import _block_parallel_sync_behavior
 
 from wse.wsd import (
     POST_DECAY,
@@ -71,9 +72,9 @@ class WSDCheckpointCallback(Callback):
             data that follows (its own pass over the train dataloader, see
             ``wse.wsd.branch_data``), writes the post-decay checkpoint, and restores the
             run bit for bit. The decay steps are paid once per checkpoint, on top of
-            the run's own steps. Branches need automatic optimization, one optimizer,
-            ``accumulate_grad_batches=1``, a single train dataloader and a strategy
-            other than ``"wse"`` (which counts every step it runs); a branch's
+            the run's own steps. Branches need automatic optimization (one optimizer;
+            gradient accumulation is honoured), a single train dataloader and a
+            strategy other than ``"wse"`` (which counts every step it runs); a branch's
             ``self.log`` calls are dropped and ``trainer.global_step`` stays at the
             pre-decay step while it runs.
 
@@ -154,8 +155,6 @@ class WSDCheckpointCallback(Callback):
             problems.append("manual optimization")
         if len(trainer.optimizers) != 1:
             problems.append(f"{len(trainer.optimizers)} optimizers")
-        if trainer.accumulate_grad_batches != 1:
-            problems.append(f"accumulate_grad_batches={trainer.accumulate_grad_batches}")
         from wse.lightning import WSEStrategy
 
         if isinstance(trainer.strategy, WSEStrategy):
@@ -164,7 +163,7 @@ class WSDCheckpointCallback(Callback):
         if problems:
             raise ValueError(
                 f"WSDCheckpointCallback(branch=True) runs each decay as automatic-optimization steps of one "
-                f"optimizer, one batch per step, outside the training loop; this run has {', '.join(problems)}. "
+                f"optimizer, outside the training loop; this run has {', '.join(problems)}. "
                 f"Use branch=False to decay in the run itself."
             )
 
@@ -338,10 +337,10 @@ class WSDCheckpointCallback(Callback):
         try:
             with _dropped_logging(pl_module):
                 for k in range(period.decay_steps):
-                    index = batch_idx + 1 + k
-                    _branch_step(trainer, pl_module, optimizer, next(batches), index)
+                    first = batch_idx + 1 + k * trainer.accumulate_grad_batches
+                    _branch_update(trainer, pl_module, optimizer, batches, first)
                     for config in configs:
-                        if config.interval == "step" and not config.reduce_on_plateau and (index + 1) % config.frequency == 0:
+                        if config.interval == "step" and not config.reduce_on_plateau and (k + 1) % config.frequency == 0:
                             pl_module.lr_scheduler_step(config.scheduler, None)
             self._save_post_decay(trainer, period.period_end)
         finally:
@@ -364,25 +363,38 @@ class WSDCheckpointCallback(Callback):
         )
 
 
-def _branch_step(trainer, pl_module, optimizer, batch, batch_idx: int) -> None:
+def _branch_update(trainer, pl_module, optimizer, batches, first_index: int) -> None:
     """One optimizer update as Lightning's automatic optimization makes it, outside the loop.
 
-    Through the strategy, so precision, gradient clipping and DDP's gradient averaging
-    apply; without the loop, so no progress counter moves.
+    ``accumulate_grad_batches`` batches: the loss of each divided by their number,
+    gradients zeroed before the first one's backward, the gradient synchronisation of
+    DDP held back until the last, whose closure the optimizer step runs. Through the
+    strategy, so precision, gradient clipping and gradient averaging apply; without the
+    loop, so no progress counter moves.
     """
     strategy = trainer.strategy
-    batch = pl_module._on_before_batch_transfer(batch, dataloader_idx=0)
-    batch = strategy.batch_to_device(batch, dataloader_idx=0)
+    count = trainer.accumulate_grad_batches
 
-    def closure():
-        output = strategy.training_step(batch, batch_idx)
-        loss = output.get("loss") if isinstance(output, Mapping) else output
-        pl_module.optimizer_zero_grad(trainer.current_epoch, batch_idx, optimizer)
-        if loss is not None:
-            strategy.backward(loss, optimizer)
-        return loss
+    def closure_of(batch_idx: int):
+        batch = pl_module._on_before_batch_transfer(next(batches), dataloader_idx=0)
+        batch = strategy.batch_to_device(batch, dataloader_idx=0)
 
-    strategy.optimizer_step(optimizer, closure, model=pl_module)
+        def closure():
+            output = strategy.training_step(batch, batch_idx)
+            loss = output.get("loss") if isinstance(output, Mapping) else output
+            if batch_idx == first_index:
+                pl_module.optimizer_zero_grad(trainer.current_epoch, batch_idx, optimizer)
+            if loss is not None:
+                loss = loss / count
+                strategy.backward(loss, optimizer)
+            return loss
+
+        return closure
+
+    for batch_idx in range(first_index, first_index + count - 1):
+        with _block_parallel_sync_behavior(strategy, block=True):
+            closure_of(batch_idx)()
+    strategy.optimizer_step(optimizer, closure_of(first_index + count - 1), model=pl_module)
 
 
 @contextlib.contextmanager

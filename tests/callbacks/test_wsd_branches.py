@@ -17,11 +17,13 @@ def optimizer_tensors(trainer):
     return [(p, k, v) for p in state for k, v in state[p].items()]
 
 
-def test_branches_leave_the_run_bit_identical_to_a_run_without_decay(tmp_path):
+@pytest.mark.parametrize("settings", [{}, {"accumulate_grad_batches": 2}], ids=["plain", "accumulating"])
+def test_branches_leave_the_run_bit_identical_to_a_run_without_decay(tmp_path, settings):
     """Dropout and a shuffled loader make every RNG draw count: a branch must give back each one."""
     callback = WSDCheckpointCallback(save_dir=tmp_path / "ckpt", branch=True)
-    branched_trainer, branched = fit(tmp_path, [callback])
-    plain_trainer, plain = fit(tmp_path / "plain", [], model=WSDModel(stable))
+    branched_trainer, branched = fit(tmp_path, [callback], trainer=settings)
+    plain_trainer, plain = fit(tmp_path / "plain", [], model=WSDModel(stable), trainer=settings)
+    per_update = settings.get("accumulate_grad_batches", 1)
 
     for name, tensor in plain.state_dict().items():
         assert torch.equal(branched.state_dict()[name], tensor), name
@@ -31,7 +33,7 @@ def test_branches_leave_the_run_bit_identical_to_a_run_without_decay(tmp_path):
         assert torch.equal(x, y), key
     assert branched_trainer.optimizers[0].param_groups[0]["lr"] == plain_trainer.optimizers[0].param_groups[0]["lr"] == BASE_LR
     # The run took 40 steps at the stable schedule; the branches took the 2 x 4 decay steps.
-    assert len(branched.lrs) == 48 and len(plain.lrs) == 40
+    assert len(branched.lrs) == 48 * per_update and len(plain.lrs) == 40 * per_update
     assert files_in(tmp_path / "ckpt") == [
         "checkpoint_16_wsd_pre_decay", "checkpoint_20_wsd_post_decay.pt",
         "checkpoint_36_wsd_pre_decay", "checkpoint_40_wsd_post_decay.pt",
@@ -43,7 +45,11 @@ def test_branches_leave_the_run_bit_identical_to_a_run_without_decay(tmp_path):
     ]
 
 
-@pytest.mark.parametrize("settings", [{}, {"precision": "bf16-mixed", "gradient_clip_val": 0.05}], ids=["plain", "bf16-clipped"])
+@pytest.mark.parametrize(
+    "settings",
+    [{}, {"precision": "bf16-mixed", "gradient_clip_val": 0.05}, {"accumulate_grad_batches": 2}],
+    ids=["plain", "bf16-clipped", "accumulating"],
+)
 def test_a_branch_decays_like_the_run_would_have(tmp_path, settings):
     """With an unshuffled loader the branch trains on the very batches the run takes next, with the
     same dropout draws, through the strategy's precision and clipping: its post-decay model is the
@@ -59,10 +65,13 @@ def test_a_branch_decays_like_the_run_would_have(tmp_path, settings):
     for name, tensor in a["model_state_dict"].items():
         assert torch.equal(b["model_state_dict"][name], tensor), name
     assert b["scheduler_state_dict"]["num_updates"] == 19 and b["optimizer_state_dict"]["state"][0]["step"] == 20
-    # The branch ran the decay's learning rates, the run the stable ones.
-    assert branched.lrs[16:20] == pytest.approx(pa_update_lrs(20)[16:20], rel=1e-12, abs=0)
-    assert branched.lrs[20:24] == [BASE_LR] * 4
-    assert decaying.lrs[:20] == pytest.approx(pa_update_lrs(20), rel=1e-12, abs=0)
+    # The branch ran the decay's learning rates, the run the stable ones (one entry per update).
+    per_update = settings.get("accumulate_grad_batches", 1)
+    branched_lrs, decaying_lrs = branched.lrs[::per_update], decaying.lrs[::per_update]
+    assert branched.lrs == [lr for lr in branched_lrs for _ in range(per_update)]
+    assert branched_lrs[16:20] == pytest.approx(pa_update_lrs(20)[16:20], rel=1e-12, abs=0)
+    assert branched_lrs[20:24] == [BASE_LR] * 4
+    assert decaying_lrs[:20] == pytest.approx(pa_update_lrs(20), rel=1e-12, abs=0)
     # The pre-decay checkpoints of both runs hold the same state.
     a = torch.load(tmp_path / "in-run" / "checkpoint_16_wsd_pre_decay", weights_only=True)
     b = torch.load(tmp_path / "branch" / "checkpoint_16_wsd_pre_decay", weights_only=True)

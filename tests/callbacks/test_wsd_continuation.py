@@ -136,9 +136,14 @@ def test_initial_checkpoint_and_ckpt_path_together_are_refused(first_run, tmp_pa
             WSDCheckpointCallback(save_dir=tmp_path, initial_checkpoint=source), ckpt_path=source)
 
 
-def test_branches_refuse_gradient_accumulation(tmp_path):
-    refused(tmp_path, ValueError, "accumulate_grad_batches=2",
-            WSDCheckpointCallback(save_dir=tmp_path, branch=True), trainer=dict(accumulate_grad_batches=2))
+def test_branches_refuse_manual_optimization(tmp_path):
+    class Manual(WSDModel):
+        def __init__(self):
+            super().__init__()
+            self.automatic_optimization = False
+
+    refused(tmp_path, ValueError, r"branch=True\) runs each decay as automatic-optimization steps.*manual optimization",
+            WSDCheckpointCallback(save_dir=tmp_path, branch=True), model=Manual())
 
 
 def test_bad_arguments_are_refused():
