@@ -8,8 +8,9 @@ cerebras-pytorch 2.10 (``cstorch.save``) flattens the saved object the way
   (written last: a file without it was left half-written);
 * one root attribute ``<flat.key>.__metadata__`` per leaf, a JSON document naming the
   leaf's serializer and, for scalars and strings, its value;
-* one dataset ``/<flat.key>`` per tensor leaf, LZ4-compressed (HDF5 filter 32004 from
-  hdf5plugin) unless 0-d, with the tensor's metadata copied onto its attributes.
+* one dataset ``/<flat.key>`` per tensor (or numpy array) leaf, LZ4-compressed (HDF5
+  filter 32004 from hdf5plugin) unless 0-d, with the leaf's metadata copied onto its
+  attributes; a tensor of one value (``DeferredFullTensor``) is stored as that value.
 
 A flat key is the path's keys joined by ``.``; names contain dots, so the tree is always
 rebuilt by walking the treespec, never by splitting keys. A leaf may be a *link* to
@@ -292,17 +293,9 @@ class MdlReader:
             # tensors); no value means uninitialised memory, for which zeros stand
             value = meta.get("fill_value")
             return torch.full(shape, 0 if value is None else value, dtype=dtype)
-        try:
-            array = self._file[key][()]
-        except KeyError:
-            raise CheckpointError(f"{self.path}: tensor {key!r} has no dataset; the file is corrupt") from None
-        except OSError as error:
-            raise CheckpointError(
-                f"{self.path}: cannot read tensor {key!r} ({error}); the file is truncated or corrupt"
-            ) from None
         import numpy
 
-        array = numpy.asarray(array)
+        array = self._array(key)
         if tuple(array.shape) != shape:
             raise CheckpointError(
                 f"{self.path}: tensor {key!r} has shape {tuple(array.shape)} in the file but {list(shape)} in "
@@ -317,6 +310,19 @@ class MdlReader:
             return torch.from_numpy(array.view(numpy.int16)).view(torch.bfloat16)
         return torch.from_numpy(array)
 
+    def _array(self, key: str):
+        """The dataset of leaf ``key`` as a numpy array."""
+        import numpy
+
+        try:
+            return numpy.asarray(self._file[key][()])
+        except KeyError:
+            raise CheckpointError(f"{self.path}: leaf {key!r} has no dataset; the file is corrupt") from None
+        except OSError as error:
+            raise CheckpointError(
+                f"{self.path}: cannot read {key!r} ({error}); the file is truncated or corrupt"
+            ) from None
+
     def value(self, key: str, defer_tensors: bool = False) -> Any:
         """The value of leaf ``key``; tensors are ``Deferred`` when ``defer_tensors``."""
         meta = self.metadata(key)
@@ -327,6 +333,8 @@ class MdlReader:
             if defer_tensors:
                 return Deferred(self, key, *self.tensor_info(key))
             return self.tensor(key)
+        if kind == "NumpyArraySerializer":
+            return self._array(key)
         if kind == "ScalarSerializer":
             return meta["scalar_value"]
         if kind == "StringSerializer":
@@ -343,23 +351,30 @@ class MdlReader:
             f"(supported: tensors, scalars, strings, None, links)"
         )
 
-    def tree(self, defer: Callable[[str], bool] = lambda key: False) -> Any:
+    def tree(self, defer: Callable[[str], bool] = lambda key: False,
+             unreadable: Optional[Callable[[str, CheckpointError], Any]] = None) -> Any:
         """The whole saved object, links resolved; tensor leaves whose key ``defer`` accepts stay ``Deferred``.
 
         A link to a tensor gives the very object of its target, as ``cstorch.load``
         re-ties them (a scheduler's ``_last_value`` and the group ``lr`` stay one tensor).
+        A leaf that cannot be read raises, unless ``unreadable(key, error)`` gives what
+        stands in its place (or raises itself).
         """
         resolved: Dict[str, Any] = {}
 
+        def read(key: str) -> Any:
+            try:
+                return self.value(key, defer(key))
+            except CheckpointError as error:
+                if unreadable is None:
+                    raise
+                return unreadable(key, error)
+
         def leaf(key: str) -> Any:
-            target = self.link_target(key)
-            if target is not None:
-                if target not in resolved:
-                    resolved[target] = self.value(target, defer(target))
-                return resolved[target]
-            if key not in resolved:
-                resolved[key] = self.value(key, defer(key))
-            return resolved[key]
+            target = self.link_target(key) or key
+            if target not in resolved:
+                resolved[target] = read(target)
+            return resolved[target]
 
         return _unflatten(self.spec, iter([leaf(key) for key in self.keys]))
 
@@ -504,6 +519,10 @@ def _scalar_metadata(key: str, value: Any, path: str) -> dict:
     )
 
 
+def _is_numpy_array(value: Any) -> bool:
+    return type(value).__module__ == "numpy" and type(value).__name__ == "ndarray" and value.dtype.kind in "biuf"
+
+
 def _as_array(tensor: torch.Tensor):
     tensor = tensor.detach().to("cpu").contiguous()
     if tensor.dtype == torch.bfloat16:
@@ -566,6 +585,15 @@ def write_tree(tree: Any, path: str, progress: Optional[Callable[[str], None]] =
                         dataset.attrs.update(metadata)
                         documents[leaf.key] = _leaf_document(leaf.key, metadata)
                         del array
+                elif _is_numpy_array(value):
+                    # as cstorch writes a numpy array (a data loader's state, say)
+                    metadata = {"is_bfloat16": False, "__TYPE__": "NumpyArraySerializer", "__NUMPY__": True,
+                                "compressed": False}
+                    dataset = out.create_dataset(leaf.key, value.shape, value.dtype,
+                                                 **(compression if value.ndim else {}))
+                    dataset[...] = value
+                    dataset.attrs.update(metadata)
+                    documents[leaf.key] = _leaf_document(leaf.key, metadata)
                 else:
                     documents[leaf.key] = _leaf_document(leaf.key, _scalar_metadata(leaf.key, value, path))
                 del value

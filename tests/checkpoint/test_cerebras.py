@@ -22,6 +22,7 @@ empty, float16, float64 tensors, a tensor saved twice, None, str, float, bool, t
 int-keyed and empty containers, and a ``global_step`` that cstorch stores as a link).
 ``state_dict.mdl`` is ``cstorch.save(model.state_dict())`` of an embedding whose weight is tied
 to a bias-free output layer (``torch.manual_seed(0)``): cstorch writes the tied weight twice.
+``extra.mdl`` (described at its test) has a numpy array and a dill-pickled object beside the model.
 ``full.mdl`` holds cerebras-pytorch's ``DeferredFullTensor`` leaves (tensors of one value, as its
 lazy initialisation makes them: zeros float32, 1.5 bfloat16, ones float16) beside an ordinary one.
 """
@@ -733,3 +734,23 @@ def test_tensors_of_one_value_are_read_as_tensors(tmp_path):
     C.save(checkpoint, tmp_path / "plain.mdl", "cerebras")  # written back as ordinary datasets
     with h5py.File(tmp_path / "plain.mdl", "r") as handle:
         assert handle["model.scale"].dtype == "int16" and handle["model.scale"]._filters == {"32004": (0,)}
+
+
+def test_an_unsafe_entry_beside_the_training_state_is_left_out_unread(tmp_path):
+    """``extra.mdl``: cstorch.save of ``{"model": {"w": ones(2, 2)}, "global_step": 7, "dataloader":
+    {"seed": numpy.arange(3), "sampler": fractions.Fraction(1, 3)}}``; the Fraction is dill bytes."""
+    import numpy
+
+    checkpoint = C.load(FIXTURES / "extra.mdl")
+    assert checkpoint.step == 7 and torch.equal(checkpoint.model["w"], torch.ones(2, 2))
+    assert "dataloader" not in checkpoint.metadata.get("cerebras_extra", {})
+    assert any("dataloader.sampler" in note and "pickled" in note for note in checkpoint.metadata["notes"])
+    with _h5.MdlReader(str(FIXTURES / "extra.mdl")) as reader:
+        assert numpy.array_equal(reader.value("dataloader.seed"), numpy.arange(3))
+        tree = reader.tree(unreadable=lambda key, error: "left out")
+    assert tree["dataloader"]["sampler"] == "left out"
+    _h5.write_tree({"seed": numpy.arange(3)}, str(tmp_path / "seed.mdl"))
+    with h5py.File(FIXTURES / "extra.mdl", "r") as real, h5py.File(tmp_path / "seed.mdl", "r") as ours:
+        assert _leaf_documents(ours)["seed"]["seed.__metadata__"] == \
+            _leaf_documents(real)["dataloader.seed"]["dataloader.seed.__metadata__"]
+        assert ours["seed"]._filters == real["dataloader.seed"]._filters

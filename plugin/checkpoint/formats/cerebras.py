@@ -130,8 +130,20 @@ def read(path: str, model_only: bool = False, param_names: Optional[Sequence[str
         return checkpoint
 
     model_leaf_keys = {key for _, key in model_keys}
-    tree = reader.tree(defer=lambda key: key in model_leaf_keys)
-    extra = {key: value for key, value in tree.items() if key not in _LAYOUT_KEYS}
+
+    unread: List[str] = []
+
+    def unreadable(key: str, error: CheckpointError) -> None:
+        # an entry beside the training state (a data loader's state, say) that cannot be
+        # read safely is left out; in the training state itself it is an error
+        if any(key == top or key.startswith(f"{top}.") for top in _LAYOUT_KEYS):
+            raise error
+        unread.append(key)
+        checkpoint.note(f"left out {key!r}: {error}")
+
+    tree = reader.tree(defer=lambda key: key in model_leaf_keys, unreadable=unreadable)
+    extra = {key: value for key, value in tree.items() if key not in _LAYOUT_KEYS
+             and not any(bad == str(key) or bad.startswith(f"{key}.") for bad in unread)}
     if extra:
         metadata["cerebras_extra"] = extra
 
