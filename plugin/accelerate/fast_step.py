@@ -26,13 +26,13 @@ class FastStep:
     def __init__(self, run: "AccelerateRun"):
         self.run = run
         device = run.device
-        self._models = []
+        self._models = []  # (module, the forward installed, the instance forward it replaced or None)
         for model in run.models:
             module = run.accelerator.unwrap_model(model)
-            eager = module.forward  # Accelerate's autocast wrapper, if it set one, stays inside
-            compiled = device.compiled(eager)
-            module.forward = self._forward_of(eager, compiled)
-            self._models.append((module, "forward" in vars(module) and vars(module)["forward"], eager))
+            replaced = vars(module).get("forward")  # Accelerate's autocast wrapper, if it set one
+            eager = module.forward
+            installed = module.forward = self._forward_of(eager, device.compiled(eager))
+            self._models.append((module, installed, replaced))
         (inner,) = run.inner_optimizers
         self._optimizer = inner
         self._optimizer_step = type(inner).step
@@ -59,9 +59,10 @@ class FastStep:
         self._update()
 
     def remove(self) -> None:
-        for module, installed, eager in self._models:
+        """Give each model back the forward it had."""
+        for module, installed, replaced in self._models:
             if vars(module).get("forward") is installed:
-                if eager is getattr(type(module), "forward").__get__(module):
+                if replaced is None:
                     del module.forward
                 else:
-                    module.forward = eager
+                    module.forward = replaced

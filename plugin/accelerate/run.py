@@ -25,7 +25,7 @@ import contextlib
 import functools
 import logging
 import weakref
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import torch
 

@@ -1,5 +1,4 @@
 """wse.accelerate.prepare: the objects it returns, optimizer state after placement, bad input."""
-import copy
 
 import pytest
 import torch
