@@ -14,7 +14,7 @@ Other schedulers return no periods or lack the method; checkpoint tools refuse t
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Protocol, Sequence, Tuple, runtime_checkable
+from typing import List, Mapping, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
 from ..schedules.warmup_stable_decay import DecayPeriod
 
@@ -38,7 +38,18 @@ class DecayPeriodSource(Protocol):
 def _periods_of(scheduler) -> List[DecayPeriod]:
     if not isinstance(scheduler, DecayPeriodSource):
         return []
-    return [DecayPeriod(*(int(v) for v in period)) for period in scheduler.decay_periods()]
+    periods = []
+    for period in scheduler.decay_periods():
+        # pytorch-accelerated's get_decay_info() dicts are accepted as well as the tuples.
+        fields = period if isinstance(period, Mapping) else dict(zip(DecayPeriod._fields, period))
+        try:
+            periods.append(DecayPeriod(**{name: int(fields[name]) for name in DecayPeriod._fields}))
+        except (KeyError, TypeError, ValueError):
+            raise TypeError(
+                f"{type(scheduler).__name__}.decay_periods() returned {period!r}; expected "
+                f"DecayPeriod(period_start, period_end, decay_steps, pre_decay_step) of whole steps."
+            ) from None
+    return periods
 
 
 def find_decay_periods(schedulers: Sequence, owner: str = "WSDCheckpointCallback") -> Tuple[object, List[DecayPeriod]]:

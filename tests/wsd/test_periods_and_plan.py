@@ -92,3 +92,17 @@ def test_plan_with_branches():
     assert [e.kind for e in plan.events_at(20)] == [PRE_DECAY, POST_DECAY]
     assert [s for s in range(45) if plan.holds(s)] == [8, 9, 10, 20, 36, 37, 38, 39, 40, 41, 42, 43, 44]
     assert "branch" in repr(plan) and "[20, 36, 40]" in repr(plan)
+
+
+def test_periods_as_dicts_and_malformed_ones():
+    class Dicts:
+        def decay_periods(self):
+            return [{"period_start": 0, "period_end": 10, "decay_steps": 2, "pre_decay_step": 8}]
+
+    class Broken:
+        def decay_periods(self):
+            return [(0, 10)]
+
+    assert find_decay_periods([Dicts()])[1] == [DecayPeriod(0, 10, 2, 8)]
+    with pytest.raises(TypeError, match=r"Broken.decay_periods\(\) returned \(0, 10\); expected DecayPeriod"):
+        find_decay_periods([Broken()])
