@@ -183,6 +183,7 @@ def test_hyperparameters_are_logged_per_update_under_lightning_series_names():
         assert values["lr-AdamW-momentum"] == 0.9
 
 
+@pytest.mark.slow
 def test_importing_the_integration_does_not_import_lightning():
     import subprocess
     import sys
