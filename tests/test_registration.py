@@ -36,7 +36,6 @@ def test_subpackages_are_attributes_of_wse_without_importing_lightning():
         "    assert 'no_such_thing' in str(error)\n"
         "else:\n"
         "    raise AssertionError('wse.no_such_thing did not raise')\n"
-        "assert wse.WSEStrategy.__name__ == 'WSEStrategy' and 'lightning' in sys.modules\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
