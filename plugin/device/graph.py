@@ -125,6 +125,16 @@ class GraphMismatch:
         return expected[3], actual[3]
 
     def message(self, captured_step: int) -> str:
+        branch, library = self.branch, self.library
+        if library is not None and branch is not None:
+            # The library's branch is the cause: say so first, where a one-line summary shows it.
+            called = f"\n  called from {self.location}" if self.location is not None else ""
+            return (
+                f"step {self.step}: {library.library} took another branch on a value it read on the host, so "
+                f"the step runs other operations than the captured step {captured_step} (from operation "
+                f"#{self.index + 1} on); not your code:\n  {library}\n  the value read: {branch[0]!r} at the "
+                f"captured step {captured_step}, {branch[1]!r} at step {self.step}{called}\n{library.advice}"
+            )
         if self.actual is None:
             head = (
                 f"step {self.step} ended after {self.index} operations, but the captured step "
@@ -141,20 +151,12 @@ class GraphMismatch:
                 f"{captured_step}, from operation #{self.index + 1} on:\n"
                 f"  captured: {self.expected_text}\n  now:      {self.actual_text}"
             )
-        branch = self.branch
-        decided = (
-            f": the value read on the host decides a branch in Python ({branch[0]!r} at the captured step "
-            f"{captured_step}, {branch[1]!r} at step {self.step})"
+        cause = (
+            f"The value read on the host decides a branch in Python: {branch[0]!r} at the captured step "
+            f"{captured_step}, {branch[1]!r} at step {self.step}.\n"
             if branch is not None
             else ""
         )
-        library = self.library
-        if library is not None:
-            return (
-                f"{head}\n  {library}\n{library.library} ran other operations here, not your code{decided}.\n"
-                f"{library.advice}"
-            )
-        cause = f"The operations differ{decided}.\n" if branch is not None else ""
         return (
             f"{head}\n{cause}A compiled step runs the same operations every time: Python control flow on "
             f"the step number or on data (`if step % 100 == 0:`, a branch taken only sometimes, a "

@@ -80,8 +80,9 @@ def test_torch_optim_branching_on_a_tensor_weight_decay_is_named_with_the_wse_op
     assert library_file(error).startswith(os.path.join("optim", "adam"))
     assert error.library.location.code == "if weight_decay != 0:"
     message = str(error)
-    assert "torch.optim ran other operations here, not your code" in message
-    assert "(False at the captured step 1, True at step 3)" in message
+    assert message.startswith("step 3: torch.optim took another branch on a value it read on the host")
+    assert "not your code" in message
+    assert "the value read: False at the captured step 1, True at step 3" in message
     assert "Use wse.optim.AdamW" in message
     assert "control flow on the step number" not in message
 
@@ -279,3 +280,22 @@ def test_naming_a_library_imports_none_of_them():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_branch_in_the_users_code_on_a_value_read_is_explained_without_naming_a_library():
+    model = mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    device = Device(model, optimizer, check="warn")
+    with pytest.warns(Warning) as caught:
+        for step, x in enumerate(batches(4), start=1):
+            with device.step(x):
+                loss = mse(model, x)
+                if torch.tensor(float(step)) < 3:  #@own-branch@
+                    loss = loss * 2
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad()
+    changes = [w.message for w in caught if getattr(w.message, "error_type", None) is GraphChangeError]
+    assert len(changes) == 1 and changes[0].step == 3 and changes[0].library is None
+    assert "The value read on the host decides a branch in Python: True at the captured step 1, False at step 3" in str(changes[0])
+    assert device.report().violations == {"host sync": 4, "graph change": 2}  # steps 3 and 4
