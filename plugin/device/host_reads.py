@@ -155,6 +155,9 @@ _NUMBER_PROTOCOL = frozenset(
     ]
 )
 _PYTHON_KEY = torch._C.DispatchKey.Python
+# A private torch function (present since torch 1.13); without it, number conversions are
+# left to the dispatch mode alone.
+_is_excluded = getattr(torch._C, "_dispatch_tls_is_dispatch_key_excluded", lambda key: False)
 
 #: Every function that may read the host around the dispatcher.
 WATCHED_FUNCTIONS = frozenset(_MEMORY_READS) | frozenset(_CONSTRUCTORS) | _NUMBER_PROTOCOL
@@ -185,7 +188,7 @@ def host_read_of_function(func, args: tuple, kwargs: dict) -> Optional[Tuple[str
     if what is not None:
         return what, _VALUE_READ_HINT
     if func in _NUMBER_PROTOCOL:
-        if torch._C._dispatch_tls_is_dispatch_key_excluded(_PYTHON_KEY):
+        if _is_excluded(_PYTHON_KEY):
             return (
                 "converting it to a Python number in a tensor constructor (torch.Tensor([t]), "
                 "torch.FloatTensor([t]); torch.stack(...) builds the same tensor without a host read)",
