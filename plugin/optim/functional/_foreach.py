@@ -56,16 +56,21 @@ def added_scalar(xs: Tensors, value: Coefficient) -> Tensors:
 def add_scaled_(xs: Tensors, ys: Tensors, scale: Coefficient) -> None:
     """``x += scale * y`` for each pair.
 
-    The product is rounded before the sum for a number too (not ``alpha=``, which may
-    fuse them into one rounding): a scheduled value gives the same numbers as a tensor
-    (which has no fused form without a host read) as it does as a Python number.
+    A tensor scale goes through ``addcmul`` (``x + y * scale``), which rounds as ``add``
+    with ``alpha=`` does for a number: a scheduled value gives the same numbers whether
+    it is a tensor or a Python number.
     """
-    torch._foreach_add_(xs, torch._foreach_mul(ys, scale))
+    if is_tensor(scale):
+        torch._foreach_addcmul_(xs, ys, [scale] * len(xs))
+    else:
+        torch._foreach_add_(xs, ys, alpha=scale)
 
 
 def added_scaled(xs: Tensors, ys: Tensors, scale: Coefficient) -> Tensors:
     """New tensors ``x + scale * y`` (rounded as in ``add_scaled_``)."""
-    return torch._foreach_add(xs, torch._foreach_mul(ys, scale))
+    if is_tensor(scale):
+        return torch._foreach_addcmul(xs, ys, [scale] * len(xs))
+    return torch._foreach_add(xs, ys, alpha=scale)
 
 
 def ema_(averages: Tensors, values: Tensors, decay: Coefficient) -> None:
@@ -89,17 +94,20 @@ def ema_of_squares_(averages: Tensors, values: Tensors, decay: Coefficient) -> N
 def addcdiv_(xs: Tensors, numerators: Tensors, denominators: Tensors, scale, scratch: bool = True) -> None:
     """``x += scale * numerator / denominator``; ``scale`` is a number, a 0-d tensor or a vector.
 
-    A vector has one entry per tensor. The scale divides the denominators first (in
-    place when they are ``scratch``, else into new tensors), a number as a tensor does:
-    ``addcdiv``'s ``value=`` takes numbers only, and a schedule must give the same
-    numbers whether its value is a tensor or a Python number.
+    A vector has one entry per tensor. ``addcdiv`` takes its ``value=`` as a number only,
+    so a tensor scale is applied by hand, in the order the device's own ``addcdiv``
+    kernel rounds a number in: ``x + (value * n) / d`` on the CPU, ``x + value * (n / d)``
+    elsewhere. A scheduled value thus gives the same numbers as a tensor as it does as a
+    Python number. ``scratch`` is kept for callers; the denominators are never changed.
     """
-    divisor = per_tensor(scale) if is_tensor(scale) and scale.dim() == 1 else scale
-    if scratch:
-        torch._foreach_div_(denominators, divisor)
+    if not is_tensor(scale):
+        torch._foreach_addcdiv_(xs, numerators, denominators, scale)
+        return
+    scales = list(per_tensor(scale)) if scale.dim() == 1 else [scale] * len(xs)
+    if xs and xs[0].device.type == "cpu":
+        torch._foreach_addcdiv_(xs, torch._foreach_mul(numerators, scales), denominators)
     else:
-        denominators = torch._foreach_div(denominators, divisor)
-    torch._foreach_addcdiv_(xs, numerators, denominators)
+        torch._foreach_addcmul_(xs, torch._foreach_div(numerators, denominators), scales)
 
 
 def regularized_grads(grads: Tensors, params: Tensors, weight_decay: Coefficient, maximize: bool = False) -> Tensors:
