@@ -189,3 +189,16 @@ def test_the_check_mode_does_not_change_the_numbers(optimizer_class, tmp_path):
     # ...and it computes the same numbers with them.
     for p, q in zip(strict_model.parameters(), off_model.parameters()):
         assert torch.equal(p, q)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("optimizer_class", [wse.optim.SGD, wse.optim.RMSprop, wse.optim.Adam])
+def test_the_check_mode_does_not_change_the_numbers_on_cuda(optimizer_class):
+    # CUDA's kernels round in their own order (addcdiv: value * (n / d)); the kernels follow it.
+    models = {check: ReadmeModel(optimizer_class) for check in ("strict", "off")}
+    for check, model in models.items():
+        options = {**QUIET, "accelerator": "gpu", "max_steps": 8}
+        L.Trainer(strategy=WSEStrategy(check=check), **options).fit(model, loader(batches=4, drop_last=True))
+    for p, q in zip(models["strict"].parameters(), models["off"].parameters()):
+        assert torch.equal(p, q)
