@@ -282,7 +282,9 @@ class WSEStrategy(DDPStrategy):
         Whether the verified steps happen to see its value change (a ``StepLR`` with a
         long period does not) is chance; what it is known at setup.
         """
-        host_side = self._schedules[1]
+        # ReduceLROnPlateau left to Lightning (strict="warn"/"off") writes Python numbers too.
+        left_to_lightning = [c.scheduler for c in self.lr_scheduler_configs if not self._steps_itself(c.scheduler)]
+        host_side = self._schedules[1] + left_to_lightning
         if self.device_options.check == "off" or not host_side:
             return
         messages = [
