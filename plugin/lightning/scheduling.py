@@ -381,9 +381,9 @@ def _instead(scheduler) -> str:
             if parameter not in ("self", "last_epoch", "param_group_tags")
         )
         return (
-            f"Use wse.optim.lr_scheduler.{name}({arguments}) instead: the same schedule in closed form (with "
-            f"Cerebras' arguments: the initial value is given, not read from the optimizer), which writes a "
-            f"tensor updated in place."
+            f"Use its namesake wse.optim.lr_scheduler.{name}({arguments}) instead, which writes a tensor "
+            f"updated in place; it takes Cerebras' arguments (the initial value is given, not read from the "
+            f"optimizer), so check its docstring for the schedule they define."
         )
     return (
         "Use a scheduler of wse.optim.lr_scheduler or wse.optim.weight_decay_scheduler (e.g. CosineDecayLR, "

@@ -42,7 +42,7 @@ def test_a_host_side_scheduler_is_reported_at_setup_whatever_the_verified_steps_
     assert (error.step, error.location.filename, error.location.lineno) == (0, __file__, line_of("fit"))
     message = str(error)
     assert "torch.optim.lr_scheduler.StepLR (scheduler of SGD) writes its value into the param groups" in message
-    assert "Use wse.optim.lr_scheduler.StepLR(optimizer, initial_learning_rate, step_size, gamma) instead" in message
+    assert "Use its namesake wse.optim.lr_scheduler.StepLR(optimizer, initial_learning_rate, step_size, gamma)" in message
 
     # check="warn": said once, at setup, and again in the line at the end; training goes on.
     strategy = WSEStrategy(check="warn")
