@@ -280,7 +280,7 @@ class WSEStrategy(DDPStrategy):
         """A scheduler that writes Python numbers breaks the contract at every step: say so now.
 
         Whether the verified steps happen to see its value change (a ``StepLR`` with a
-        long period does not) is chance; what it is known at setup.
+        long period does not) is chance; what is known at setup is said at setup.
         """
         # ReduceLROnPlateau left to Lightning (strict="warn"/"off") writes Python numbers too.
         left_to_lightning = [c.scheduler for c in self.lr_scheduler_configs if not self._steps_itself(c.scheduler)]
