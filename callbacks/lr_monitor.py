@@ -60,7 +60,8 @@ class LearningRateMonitor(Callback):
     are 0-d tensors written inside the captured step, the monitor never reads the host
     during the step. With ``"epoch"`` (or ``None`` for epoch-interval schedulers), at each
     epoch start. Only global rank zero writes to the loggers; every rank computes the same
-    values and puts them in ``trainer.callback_metrics``.
+    values and puts them in ``trainer.callback_metrics`` (as CPU scalar tensors, so that
+    monitoring them costs no transfer to the device).
 
     **The plan.** With ``log_plan=True``, at fit start the values every scheduler with a
     known closed form (``wse.optim``'s, ``wse.compat``'s) will write over the run's
