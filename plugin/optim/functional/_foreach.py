@@ -94,20 +94,27 @@ def ema_of_squares_(averages: Tensors, values: Tensors, decay: Coefficient) -> N
 def addcdiv_(xs: Tensors, numerators: Tensors, denominators: Tensors, scale, scratch: bool = True) -> None:
     """``x += scale * numerator / denominator``; ``scale`` is a number, a 0-d tensor or a vector.
 
-    A vector has one entry per tensor. ``addcdiv`` takes its ``value=`` as a number only,
-    so a tensor scale is applied by hand, in the order the device's own ``addcdiv``
-    kernel rounds a number in: ``x + (value * n) / d`` on the CPU, ``x + value * (n / d)``
-    elsewhere. A scheduled value thus gives the same numbers as a tensor as it does as a
-    Python number. ``scratch`` is kept for callers; the denominators are never changed.
+    A vector has one entry per tensor (a per-parameter step size, a tensor whatever the
+    hyperparameters are): it divides the denominators first, in place when they are
+    ``scratch``, else into new tensors. ``addcdiv``'s ``value=`` takes numbers only, so a
+    0-d tensor (a scheduled value) is applied by hand, in the order the device's own
+    ``addcdiv`` kernel rounds a number in: ``x + (value * n) / d`` on the CPU,
+    ``x + value * (n / d)`` elsewhere. A scheduled value thus gives the same numbers as a
+    tensor as it does as a Python number.
     """
     if not is_tensor(scale):
         torch._foreach_addcdiv_(xs, numerators, denominators, scale)
-        return
-    scales = list(per_tensor(scale)) if scale.dim() == 1 else [scale] * len(xs)
-    if xs and xs[0].device.type == "cpu":
-        torch._foreach_addcdiv_(xs, torch._foreach_mul(numerators, scales), denominators)
+    elif scale.dim() == 1:
+        divisor = per_tensor(scale)
+        if scratch:
+            torch._foreach_div_(denominators, divisor)
+        else:
+            denominators = torch._foreach_div(denominators, divisor)
+        torch._foreach_addcdiv_(xs, numerators, denominators)
+    elif xs and xs[0].device.type == "cpu":
+        torch._foreach_addcdiv_(xs, torch._foreach_mul(numerators, scale), denominators)
     else:
-        torch._foreach_addcmul_(xs, torch._foreach_div(numerators, denominators), scales)
+        torch._foreach_addcmul_(xs, torch._foreach_div(numerators, denominators), [scale] * len(xs))
 
 
 def regularized_grads(grads: Tensors, params: Tensors, weight_decay: Coefficient, maximize: bool = False) -> Tensors:
