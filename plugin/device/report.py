@@ -66,6 +66,7 @@ class DeviceReport:
 
     @property
     def steps_unchecked(self) -> int:
+        """The steps run without the device's instruments (at most their inputs compared)."""
         return self.steps - self.steps_checked
 
     def _violations(self, counted: bool = True) -> str:
