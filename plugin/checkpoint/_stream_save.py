@@ -14,10 +14,12 @@ import collections
 import io
 import pickle
 import sys
+import uuid
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
+from ._zipwrite import ZipWriter
 from .hub import LazyStateDict
 
 
@@ -94,32 +96,45 @@ def save(obj: Any, path: str, progress: Optional[str] = None) -> None:
     if not lazy:  # everything is in memory already: torch's own writer
         torch.save(obj, path)
         return
-    with torch.serialization._open_zipfile_writer(path) as archive:
-        writer = archive
-        data = buffer.getvalue()
-        writer.write_record("data.pkl", data, len(data))
-        writer.write_record(".format_version", "1", 1)
-        alignment = str(torch.serialization._get_storage_alignment())
-        writer.write_record(".storage_alignment", alignment, len(alignment))
-        writer.write_record("byteorder", sys.byteorder, len(sys.byteorder))
+    with ZipWriter(path) as writer:
+        writer.write_record("data.pkl", buffer.getbuffer())
+        writer.write_record(".format_version", b"1")
+        writer.write_record(".storage_alignment", str(torch.serialization._get_storage_alignment()).encode())
+        writer.write_record("byteorder", sys.byteorder.encode())
         bar = _bar(lazy, progress)
         for key, record in records.items():
             if isinstance(record, _LazyStorage):
                 tensor = record.load()
                 if tensor.dtype != record.dtype or tensor.numel() != record.numel:
                     raise ValueError(f"tensor {record.name!r} changed while it was written")
-                tensor = tensor.detach().cpu().contiguous()
-                if tensor.storage_offset() or tensor.untyped_storage().nbytes() != tensor.numel() * tensor.element_size():
-                    tensor = tensor.clone()
-                storage = tensor.untyped_storage()
+                data = _tensor_bytes(tensor)
                 if bar is not None:
-                    bar.update(storage.nbytes())
+                    bar.update(data.nbytes)
             else:
-                storage = record if record.device.type == "cpu" else record.cpu()
-            writer.write_record(f"data/{key}", storage, storage.nbytes())
-            del storage
+                data = _storage_bytes(record if record.device.type == "cpu" else record.cpu())
+            writer.write_record(f"data/{key}", data)
+            del data
+        # what torch's writer ends with: the record format version, then an archive id
+        writer.write_record("version", b"3\n")
+        writer.write_record(".data/serialization_id", str(uuid.uuid4().int).zfill(40)[:40].encode())
         if bar is not None:
             bar.close()
+
+
+def _tensor_bytes(tensor: torch.Tensor) -> memoryview:
+    """The bytes of ``tensor`` in row-major order, without a copy when it is already a
+    contiguous CPU tensor (a view into a memory-mapped file stays one)."""
+    tensor = tensor.detach().cpu().contiguous()
+    if tensor.numel() == 0:
+        return memoryview(b"")
+    return memoryview(tensor.reshape(-1).view(torch.uint8).numpy()).cast("B")
+
+
+def _storage_bytes(storage) -> memoryview:
+    """The bytes of a CPU untyped storage, without a copy."""
+    if storage.nbytes() == 0:
+        return memoryview(b"")
+    return memoryview(torch.empty(0, dtype=torch.uint8).set_(storage).numpy()).cast("B")
 
 
 def _bar(lazy: List[_LazyStorage], description: Optional[str]):
