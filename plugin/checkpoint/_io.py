@@ -4,10 +4,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import mmap
 import os
 import pickle
 import shutil
 import struct
+import sys
 import tempfile
 import zipfile
 from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple
@@ -197,24 +199,59 @@ def is_safetensors(path: str) -> bool:
 
 
 def read_safetensors(path: str) -> Tuple[LazyStateDict, Dict[str, str]]:
-    """A lazy ``{name: tensor}`` view of a safetensors file (each tensor read on access)."""
+    """A lazy ``{name: tensor}`` view of a safetensors file (each tensor read on access).
+
+    Each tensor is a copy-on-write memory map of its own bytes in the file (as
+    ``safetensors.safe_open`` gives, but mapping only that tensor's pages, and prefetching
+    them in one call), so reading copies nothing and a streaming writer holds one tensor's
+    pages at a time. Like ``safe_open``'s tensors, it reads the file as it is when touched:
+    replacing the file (a rename) is safe, truncating it in place is not.
+    """
     header, metadata = safetensors_header(path)
-    from safetensors import safe_open
+    with open(path, "rb") as handle:
+        (length,) = struct.unpack("<Q", handle.read(8))
+    start_of_data = 8 + length
 
     info = {}
     for name, entry in header.items():
         dtype = _SAFETENSORS_DTYPES.get(entry["dtype"])
         if dtype is None:
             raise CheckpointError(f"{path}: tensor {name!r} has dtype {entry['dtype']}, which torch here cannot hold")
+        begin, end = entry["data_offsets"]
+        if end - begin != _element_size(dtype) * _numel(entry["shape"]):
+            raise CheckpointError(f"{path}: tensor {name!r} has {end - begin} bytes for shape {entry['shape']} of "
+                                  f"{entry['dtype']}; the file is corrupt")
         info[name] = (dtype, tuple(entry["shape"]))
 
     def loader(name: str) -> Callable[[], torch.Tensor]:
-        def load() -> torch.Tensor:
-            with safe_open(path, framework="pt", device="cpu") as handle:
-                return handle.get_tensor(name)
-        return load
+        dtype, shape = info[name]
+        begin, end = header[name]["data_offsets"]
+        return lambda: _mapped_tensor(path, start_of_data + begin, start_of_data + end, dtype, shape)
 
     return LazyStateDict({name: loader(name) for name in header}, info), metadata
+
+
+#: ``madvise`` advice that faults a mapping's pages in with one call (Linux 5.14+).
+_MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22 if sys.platform.startswith("linux") else None)
+
+
+def _mapped_tensor(path: str, begin: int, end: int, dtype: torch.dtype, shape: Tuple[int, ...]) -> torch.Tensor:
+    """The tensor stored at bytes ``[begin, end)`` of ``path``, memory-mapped copy-on-write."""
+    if end == begin:
+        return torch.empty(shape, dtype=dtype)
+    first_page = begin - begin % mmap.ALLOCATIONGRANULARITY
+    try:
+        with open(path, "rb") as handle:
+            mapped = mmap.mmap(handle.fileno(), end - first_page, offset=first_page, access=mmap.ACCESS_COPY)
+    except (OSError, ValueError) as error:
+        raise CheckpointError(f"{path}: cannot read bytes {begin}-{end}: {error}") from None
+    if _MADV_POPULATE_READ is not None:
+        try:  # one call instead of a page fault every few pages
+            mapped.madvise(_MADV_POPULATE_READ)
+        except OSError:  # an older kernel: the pages fault in as they are read
+            pass
+    flat = torch.frombuffer(mapped, dtype=torch.uint8, count=end - begin, offset=begin - first_page)
+    return flat.view(dtype).reshape(shape)
 
 
 def write_safetensors(tensors: Mapping[str, torch.Tensor], path: str, metadata: Optional[Dict[str, str]] = None,
