@@ -53,7 +53,8 @@ def main() -> None:
     device = Device(model, optimizer, scheduler, check="strict", compile=args.compile)
 
     @device.step_closure
-    def log_grad_norm(norm: torch.Tensor, step: int) -> None:
+    def log_grad_norm(norm: torch.Tensor) -> None:
+        step = device.step_count  # closures run once the step has completed: this is its number
         if step % 20 == 0:
             print(f"  step {step:4d}  grad norm {norm.item():.3f}")  # read after the step ended
 
@@ -65,7 +66,7 @@ def main() -> None:
             loss = loss + 0.0 * loss
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        log_grad_norm(norm, device.step_count + 1)
+        log_grad_norm(norm)  # a changing Python number here would recompile a compiled step
         optimizer.step()
         optimizer.zero_grad()
         scheduler.step()
