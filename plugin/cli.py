@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import os
 import sys
 import tempfile
@@ -10,6 +11,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 EXIT_OK = 0
 EXIT_USAGE = 2  # bad input of any kind: arguments, config, missing optional dependency
+EXIT_BROKEN_PIPE = 1  # the reader of stdout closed it; what Python's documentation recommends
 
 
 class CommandError(Exception):
@@ -54,6 +56,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except CommandError as error:
         print(f"wse {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # The reader stopped early (`wse schedule ... | head`): end quietly, as a Unix filter
+        # does, with stdout pointed at devnull so the interpreter's final flush cannot fail again.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+            pass
+        return EXIT_BROKEN_PIPE
 
 
 # -- wse schedule ----------------------------------------------------------------------

@@ -197,6 +197,21 @@ def test_help_exits_with_0(capsys):
     assert code == 0 and "configure_scheduler format" in out
 
 
+class _ClosedPipe:
+    """A stdout whose reader has gone away (`wse schedule ... | head`)."""
+
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self):
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_closed_pipe_ends_the_preview_without_a_traceback(monkeypatch):
+    monkeypatch.setattr(sys, "stdout", _ClosedPipe())
+    assert main(["schedule", WARMUP_COSINE]) == 1
+
+
 @pytest.mark.slow  # a fresh interpreter imports torch and lightning: several seconds
 def test_console_script_reports_a_bad_config(tmp_path):
     # The script installed beside this interpreter (a version manager's shim would add seconds).
