@@ -41,8 +41,15 @@ class _LazyTensor:
         for size in reversed(self.shape):
             stride.append(step)
             step *= max(int(size), 1)
-        return (torch._utils._rebuild_tensor_v2,
-                (self.storage, 0, torch.Size(self.shape), tuple(reversed(stride)), False, collections.OrderedDict()))
+        args = (self.storage, 0, torch.Size(self.shape), tuple(reversed(stride)), False, collections.OrderedDict())
+        if _untyped(self.storage.dtype):  # float8 and the like: as torch pickles them
+            return torch._utils._rebuild_tensor_v3, args + (self.storage.dtype,)
+        return torch._utils._rebuild_tensor_v2, args
+
+
+def _untyped(dtype: torch.dtype) -> bool:
+    """Whether torch pickles tensors of ``dtype`` on an untyped (byte) storage."""
+    return dtype in torch.storage._new_dtypes()
 
 
 def lazy_model(model: LazyStateDict) -> Dict[str, Any]:
@@ -78,7 +85,14 @@ def save(obj: Any, path: str, progress: Optional[str] = None) -> None:
         if isinstance(value, _LazyStorage):
             key = keys.setdefault(id(value), str(len(keys)))
             records[key] = value
+            if _untyped(value.dtype):
+                nbytes = value.numel * torch.empty((), dtype=value.dtype).element_size()
+                return ("storage", torch.UntypedStorage, key, "cpu", nbytes)
             return ("storage", getattr(torch, storage_types[value.dtype]), key, "cpu", value.numel)
+        if isinstance(value, torch.UntypedStorage):
+            key = keys.setdefault(value._cdata, str(len(keys)))
+            records[key] = value
+            return ("storage", torch.UntypedStorage, key, "cpu", value.nbytes())
         if isinstance(value, torch.storage.TypedStorage):
             storage = value._untyped_storage
             key = keys.setdefault(storage._cdata, str(len(keys)))
