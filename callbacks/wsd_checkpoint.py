@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Mapping, Optional, Union
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loops.optimization.automatic import ClosureResult
 from lightning.pytorch.loops.utilities import _block_parallel_sync_behavior
 
 from wse.wsd import (
@@ -155,11 +156,6 @@ class WSDCheckpointCallback(Callback):
             problems.append("manual optimization")
         if len(trainer.optimizers) != 1:
             problems.append(f"{len(trainer.optimizers)} optimizers")
-        from wse.lightning import WSEStrategy
-
-        if isinstance(trainer.strategy, WSEStrategy):
-            # It counts every scheduler step and every device step; a branch would break both counts.
-            problems.append("strategy 'wse', which checks that each scheduler steps once per run step")
         if problems:
             raise ValueError(
                 f"WSDCheckpointCallback(branch=True) runs each decay as automatic-optimization steps of one "
@@ -204,6 +200,12 @@ class WSDCheckpointCallback(Callback):
         if self._plan is not None and step != self._last_step:
             if any(event.kind == POST_DECAY for event in self._plan.events_at(step)):
                 self._save_post_decay(trainer, step)
+
+    def on_fit_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        # Strategy "wse" gives its schedulers back their float values when it tears down (before
+        # this hook), which writes the scheduled value: the run still holds its stable one.
+        if self._hold is not None and self._plan is not None and self._plan.holds(trainer.global_step):
+            self._apply_hold()
 
     # -- saving ---------------------------------------------------------------------------
 
@@ -317,12 +319,18 @@ class WSDCheckpointCallback(Callback):
 
     def _apply_hold(self) -> None:
         key, groups = self._held_groups()
-        for group, value in zip(groups, self._hold):
-            if isinstance(group[key], torch.Tensor):
-                with torch.no_grad():
-                    group[key].fill_(value)
-            else:
+        # A scheduler in tensor mode whose groups show floats between steps (strategy "wse") puts its
+        # value tensors back into them when the next step begins: they hold the value too.
+        scheduler = self._scheduler
+        hidden = scheduler.get_last_value() if getattr(scheduler, "uses_tensor_values", False) and callable(
+            getattr(scheduler, "get_last_value", None)) else []
+        for index, (group, value) in enumerate(zip(groups, self._hold)):
+            targets = [group[key], hidden[index] if index < len(hidden) else None]
+            if not isinstance(group[key], torch.Tensor):
                 group[key] = value
+            with torch.no_grad():
+                for tensor in {id(t): t for t in targets if isinstance(t, torch.Tensor)}.values():
+                    tensor.fill_(value)
 
     def _run_branch(self, trainer, pl_module, period, batch_idx: int) -> None:
         configs = trainer.lr_scheduler_configs
@@ -334,11 +342,15 @@ class WSDCheckpointCallback(Callback):
         optimizer = trainer.optimizers[0]
         batches = branch_batches(trainer.train_dataloader, skip=batch_idx + 1)
         log.debug("WSDCheckpointCallback: branch of %d decay steps from step %d", period.decay_steps, period.pre_decay_step)
+        on_device = _is_wse_strategy(trainer.strategy)
         try:
-            with _dropped_logging(pl_module):
+            # Under strategy "wse" the updates are steps of the fit's device, which steps the schedulers in them.
+            with _dropped_logging(pl_module), trainer.strategy.extra_steps() if on_device else contextlib.nullcontext():
                 for k in range(period.decay_steps):
                     first = batch_idx + 1 + k * trainer.accumulate_grad_batches
                     _branch_update(trainer, pl_module, optimizer, batches, first)
+                    if on_device:
+                        continue
                     for config in configs:
                         if config.interval == "step" and not config.reduce_on_plateau and (k + 1) % config.frequency == 0:
                             pl_module.lr_scheduler_step(config.scheduler, None)
@@ -378,16 +390,15 @@ def _branch_update(trainer, pl_module, optimizer, batches, first_index: int) -> 
     def closure_of(batch_idx: int):
         batch = pl_module._on_before_batch_transfer(next(batches), dataloader_idx=0)
         batch = strategy.batch_to_device(batch, dataloader_idx=0)
+        strategy.on_train_batch_start(batch, batch_idx)  # strategy "wse" begins its device step here
 
-        def closure():
-            output = strategy.training_step(batch, batch_idx)
-            loss = output.get("loss") if isinstance(output, Mapping) else output
+        def closure():  # Lightning's closure, operation for operation (strategy "wse" verifies it against the run's)
+            result = ClosureResult.from_training_step_output(strategy.training_step(batch, batch_idx), count)
             if batch_idx == first_index:
                 pl_module.optimizer_zero_grad(trainer.current_epoch, batch_idx, optimizer)
-            if loss is not None:
-                loss = loss / count
-                strategy.backward(loss, optimizer)
-            return loss
+            if result.closure_loss is not None:
+                strategy.backward(result.closure_loss, optimizer)
+            return result.loss
 
         return closure
 
@@ -395,6 +406,12 @@ def _branch_update(trainer, pl_module, optimizer, batches, first_index: int) -> 
         with _block_parallel_sync_behavior(strategy, block=True):
             closure_of(batch_idx)()
     strategy.optimizer_step(optimizer, closure_of(first_index + count - 1), model=pl_module)
+
+
+def _is_wse_strategy(strategy) -> bool:
+    from wse.lightning import WSEStrategy  # Lightning adapter of the strategy; imported only when branching
+
+    return isinstance(strategy, WSEStrategy)
 
 
 @contextlib.contextmanager

@@ -46,6 +46,11 @@ from .tape import HostReadGuard, OpTape
 
 CHECK_MODES = ("strict", "warn", "off")
 REPLAYS = ("eager", "cuda_graph")
+#: What decides how the next step is checked and what it is compared with (``extra_steps``).
+_STEP_BOOKKEEPING = (
+    "_completed", "_verified", "_inputs_compared", "_graphs_not_compared", "_graph", "_captured_at",
+    "_capture_seconds", "_spans", "_inputs", "_state", "_groups",
+)
 
 _LAZY_STATE_HINT = (
     "Optimizer state must exist from the first step on: the hardware allocates it once, when "
@@ -395,6 +400,32 @@ class Device:
         self._in_step = False
         self._run = None
         self._closures = []
+
+    @contextlib.contextmanager
+    def extra_steps(self):
+        """Steps inside the block are checked as usual, then the device forgets them.
+
+        For training that looks ahead and then goes back (a decay branch forked from a
+        run): each step in the block is the step of its number, captured, verified
+        against the same graph or run fast as that step would be, and its violations are
+        counted and raised or warned as any other. On exit the step count, the captured
+        graph and inputs, and the optimizer state and hyperparameters later steps are
+        compared with go back to what they were on entry, so the run's next step is
+        checked as if the extra steps never ran. A step left open by an error is
+        dropped. The model and optimizer values are the caller's to put back.
+        """
+        if self._in_step:
+            raise RuntimeError(
+                f"Device.extra_steps(): step {self._completed + 1} is in progress; enter the block between steps."
+            )
+        kept = {name: getattr(self, name) for name in _STEP_BOOKKEEPING}
+        kept["_state"] = None if self._state is None else list(self._state)  # compared entries are replaced
+        try:
+            yield
+        finally:
+            self.abort_step()
+            for name, value in kept.items():
+                setattr(self, name, value)
 
     def wrap(self, fn: Callable) -> "StepFunction":
         """The step as a function: checked while verifying, then compiled or replayed.

@@ -21,6 +21,7 @@ Nothing here imports ``wse.device`` internals: the device is driven through its 
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable, Optional
 
 from ..device import Device, ShapeChangeError, StaticGraphWarning
@@ -82,6 +83,7 @@ class StepOnDevice:
         self._batch: Any = None
         self._window = 0  # batches of the update in progress (automatic optimization)
         self._fast_window = False
+        self._extra = False  # inside extra_steps()
         # The compiled training_step while a fast step runs (the strategy's training_step uses it).
         self.fast_training_step: Optional[Callable] = None
 
@@ -104,8 +106,27 @@ class StepOnDevice:
                 self.fast_training_step = self.fast.training_step
         self._window += 1
         accumulate = self.trainer.accumulate_grad_batches
+        if self._extra:  # extra updates take their batches themselves, whole windows: the loop's count does not apply
+            return
         if accumulate > 1 and self._window < accumulate and not self.trainer.fit_loop._should_accumulate():
             self._short_update(accumulate)
+
+    @contextlib.contextmanager
+    def extra_steps(self):
+        """Updates inside the block are device steps as usual; on exit the fit's bookkeeping is back.
+
+        The device forgets the steps (``Device.extra_steps``), the schedulers' counts are the
+        fit's again (``SchedulerSteps.counts_kept``), the batch the fit's last step saw is
+        the current one and the param groups show their floats. See ``WSEStrategy.extra_steps``.
+        """
+        kept_batch, self._extra = self._batch, True
+        try:
+            with self.scheduler_steps.counts_kept(), self.device.extra_steps():
+                yield
+        finally:
+            self._end_window()
+            self._batch, self._extra = kept_batch, False
+            self.floats.as_floats()
 
     def _short_update(self, accumulate: int) -> None:
         trainer, device = self.trainer, self.device

@@ -175,6 +175,19 @@ class SchedulerSteps:
             if not owned:
                 del self._by_optimizer[key]
 
+    @contextlib.contextmanager
+    def counts_kept(self):
+        """Steps inside the block are checked as usual; on exit the counts go back to their entry values.
+
+        For extra updates whose schedulers are put back by the caller (``WSEStrategy.extra_steps``):
+        the next step of the run is then checked against the count the run left.
+        """
+        kept = dict(self._counts)
+        try:
+            yield
+        finally:
+            self._counts = kept
+
     def name_optimizer(self, optimizer) -> str:
         return describe_optimizer(optimizer, self._optimizers)
 

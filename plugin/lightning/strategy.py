@@ -328,6 +328,31 @@ class WSEStrategy(DDPStrategy):
         """The static-graph device of the current or last fit (``device.report()``), if any."""
         return self._device
 
+    def extra_steps(self):
+        """A context for updates outside the fit's loop: run, checked, then forgotten by the strategy.
+
+        Between two steps of a fit, a callback may train ahead and come back (a decay
+        branch of ``wse.callbacks.WSDCheckpointCallback`` does). Inside the block each
+        update made as Lightning's loop makes it (``on_train_batch_start(batch, batch_idx)``
+        for each of its batches, the closure through ``training_step`` and ``backward``,
+        then ``optimizer_step``) is a step of the fit's static-graph device: captured,
+        verified against the same graph or run fast as the fit's step of that number would
+        be, with the schedulers stepped inside it (the caller must not step them), and
+        with its violations raised or warned under the fit's ``check``. On exit the
+        strategy's bookkeeping is the fit's again: the schedulers' step counts it checks,
+        the device's step count, graph and the values it compares the next step with, and
+        the floats shown in the param groups between steps. So the fit's next step is
+        checked as if the extra ones never ran. The model, optimizer state, scheduler
+        state (their value tensors included) and random generators are the caller's to
+        put back (``wse.wsd.RunSnapshot`` does, in place). Only during a fit, between steps.
+        """
+        if self._on_device is None:
+            raise RuntimeError(
+                "WSEStrategy.extra_steps() runs updates on the fit's device, which exists only while "
+                "Trainer.fit runs; call it from a callback hook during the fit."
+            )
+        return self._on_device.extra_steps()
+
     def on_train_start(self) -> None:
         super().on_train_start()
         if self._on_device is not None:  # after a checkpoint was restored: its load put tensors back

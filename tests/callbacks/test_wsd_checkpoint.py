@@ -104,7 +104,7 @@ class QuietStepModel(WSDModel):
         return torch.nn.functional.mse_loss(self.net(x), y)
 
 
-def test_under_strategy_wse_checkpoints_in_the_run_and_refuses_branches(tmp_path):
+def test_under_strategy_wse_checkpoints_in_the_run(tmp_path):
     from ..wsd.helpers import WarmupStableDecayLR
 
     callback = WSDCheckpointCallback(save_dir=tmp_path / "ckpt")
@@ -112,6 +112,3 @@ def test_under_strategy_wse_checkpoints_in_the_run_and_refuses_branches(tmp_path
     assert files_in(tmp_path / "ckpt") == sorted(expected_files(40, 2, 0.2))
     last = torch.load(tmp_path / "ckpt" / "checkpoint_40_wsd_post_decay.pt", weights_only=True)
     assert all(torch.equal(last["model_state_dict"][k], v) for k, v in model.state_dict().items())
-    with pytest.raises(ValueError, match="strategy 'wse'"):
-        fit(tmp_path, [WSDCheckpointCallback(save_dir=tmp_path / "b", branch=True)],
-            model=QuietStepModel(WarmupStableDecayLR), trainer=dict(strategy="wse"))
