@@ -74,10 +74,14 @@ class WSDCheckpointCallback(Callback):
             ``wse.wsd.branch_data``), writes the post-decay checkpoint, and restores the
             run bit for bit. The decay steps are paid once per checkpoint, on top of
             the run's own steps. Branches need automatic optimization (one optimizer;
-            gradient accumulation is honoured), a single train dataloader and a
-            strategy other than ``"wse"`` (which counts every step it runs); a branch's
-            ``self.log`` calls are dropped and ``trainer.global_step`` stays at the
-            pre-decay step while it runs.
+            gradient accumulation is honoured) and a single train dataloader; a
+            branch's ``self.log`` calls are dropped and ``trainer.global_step`` stays at
+            the pre-decay step while it runs. Under ``Trainer(strategy="wse")`` the
+            branch runs inside ``WSEStrategy.extra_steps()``: its updates are steps of
+            the fit's static-graph device, checked against the run's graph (a violation
+            in a branch is raised or warned as in the run), with the schedulers stepped
+            by the strategy inside them; afterwards the strategy's counts are the run's
+            again, so the run's own steps are checked as without branches.
 
     Where pytorch-accelerated 0.1.61's callback fails, this one does not: it registers
     nothing per save, so a run resumes from any pre-decay checkpoint, the second of
