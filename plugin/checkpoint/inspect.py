@@ -58,6 +58,10 @@ def describe(checkpoint: Checkpoint) -> Dict[str, Any]:
     schedulers = [{"last_epoch": _jsonable(s.get("last_epoch")), "_step_count": _jsonable(s.get("_step_count")),
                    "last_lr": _jsonable(s.get("_last_lr", s.get("_last_value"))),
                    "keys": sorted(map(str, s))} for s in checkpoint.schedulers]
+    for sched, state in zip(schedulers, checkpoint.schedulers):
+        for key in _SCHEDULER_COUNTS[1:]:
+            if key in state:
+                sched[key] = _jsonable(state[key])
     metadata = checkpoint.metadata
     return {
         "versions": {k: v for k, v in (metadata.get("versions") or {}).items() if v},
@@ -154,6 +158,19 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
+# Where each layout keeps its update count: torch and Cerebras schedulers, pytorch-accelerated's
+# (``num_updates``), Megatron-Core's ``OptimizerParamScheduler`` (``num_steps``).
+_SCHEDULER_COUNTS = ("last_epoch", "num_updates", "num_steps")
+
+
+def _scheduler_line(sched: dict) -> str:
+    """One scheduler of a report, by the count and last value its layout records."""
+    parts = [f"{key} {sched[key]}" for key in _SCHEDULER_COUNTS if sched.get(key) is not None][:1]
+    if sched.get("last_lr") is not None:
+        parts.append(f"last lr {sched['last_lr']}")
+    return ", ".join(parts) or f"state keys {', '.join(sched['keys'])}"
+
+
 def format_report(report: Dict[str, Any]) -> str:
     """The human-readable form of ``inspect``'s report."""
     lines = [f"{report['path']}: {report['format']}"]
@@ -175,7 +192,7 @@ def format_report(report: Dict[str, Any]) -> str:
     if not report["optimizers"]:
         lines.append("  optimizer:  none")
     for number, sched in enumerate(report["schedulers"]):
-        lines.append(f"  scheduler {number}: last_epoch {sched['last_epoch']}, last lr {sched['last_lr']}")
+        lines.append(f"  scheduler {number}: {_scheduler_line(sched)}")
     if report["rng"]:
         lines.append(f"  rng:        {', '.join(report['rng'])}")
     lines.append("  files:")

@@ -84,6 +84,24 @@ def test_inspect_reports_what_a_checkpoint_holds(tmp_path, capsys):
     assert "safetensors" in text and "1 tensors, 8 B: float16 1 (8 B)" in text and "step:       not recorded" in text
 
 
+def test_inspect_shows_the_update_count_of_each_scheduler_layout(tmp_path, capsys):
+    net = training_file(tmp_path / "unused.pt")
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    torch_scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=5)
+    for _ in range(3):
+        optimizer.step()
+        torch_scheduler.step()
+    # pytorch-accelerated's schedulers count updates in ``num_updates``, Megatron-Core's in ``num_steps``.
+    states = [torch_scheduler.state_dict(), {"total_steps": 100, "num_updates": 7}, {"max_lr": 0.1, "num_steps": 9}]
+    torch.save({"model": net.state_dict(), "schedulers": states, "step": 3}, tmp_path / "train.pt")
+    assert main(["inspect", str(tmp_path / "train.pt")]) == 0
+    text = capsys.readouterr().out
+    assert "scheduler 0: last_epoch 3, last lr [0.1]" in text
+    assert "scheduler 1: num_updates 7\n" in text
+    assert "scheduler 2: num_steps 9\n" in text
+    assert "None" not in text
+
+
 def test_inspect_names_pickles_that_need_unpickling(tmp_path, capsys):
     folder = tmp_path / "checkpoint-2"
     folder.mkdir()
