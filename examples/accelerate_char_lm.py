@@ -173,7 +173,7 @@ def main():
     groups = optimizer.param_groups
     accelerator.print(
         f"\n{len(text)} characters of {args.text.name}, {sum(p.numel() for p in model.parameters())} parameters, "
-        f"{run.global_step} updates on {accelerator.num_processes} process(es) in {time.perf_counter() - started:.1f} s\n"
+        f"{run.global_step} updates on {accelerator.num_processes} process{'' if accelerator.num_processes == 1 else 'es'} in {time.perf_counter() - started:.1f} s\n"
         f"train loss {loss.item():.3f} | held-out loss {held_out_loss:.3f}, perplexity {perplexity:.2f}, "
         f"next-character accuracy {accuracy:.1%}\n"
         f"final lr {float(groups[0]['lr']):.2e}, weight decay {float(groups[0]['weight_decay']):.3f} "

@@ -168,7 +168,7 @@ def main():
         f"final lr {float(groups[0]['lr']):.2e}, weight decay {float(groups[0]['weight_decay']):.3f} "
         f"(matrices; {float(groups[1]['weight_decay']):.1f} elsewhere)\n"
         f"LR and weight decay per group (lr-AdamW/decay, lr-AdamW/no_decay, ...) in {trainer.logger.log_dir}/metrics.csv, "
-        f"the planned schedule in lr_plan.csv\n"
+        f"the planned schedule beside it in lr_plan.csv\n"
         f"sample:\n{model.sample('Shall I compare thee')}"
     )
 

@@ -16,5 +16,5 @@ def test_the_example_trains_with_accumulation_and_prints_one_line_at_each_end(tm
     lines = result.stdout.splitlines()
     assert lines[0].startswith("wse.accelerate on 1 process, cpu: optimizer state allocated [AdamW: preinitialize()]")
     assert lines[1].startswith("wse.accelerate: 8 updates; wse device: 8 steps") and lines[1].endswith("no violations")
-    assert "8 updates on 1 process(es)" in result.stdout
+    assert "8 updates on 1 process in" in result.stdout
     assert (tmp_path / "state" / "wse_accelerate.json").is_file()
