@@ -106,12 +106,15 @@ class FastStep:
     def training_step(self, *args: Any, **kwargs: Any) -> Any:
         """The LightningModule's ``training_step``, compiled, its logging replayed after it."""
         module_attributes = vars(self.module)
+        # A caller's own stand-in (a decay branch drops its logging) is put back, and replays the calls.
+        shadowed = {name: module_attributes[name] for name in self._log_methods if name in module_attributes}
         module_attributes.update(self._log_methods)
         try:
             output = self._training_step(*args, **kwargs)
         finally:
             for name in self._log_methods:
                 module_attributes.pop(name, None)
+            module_attributes.update(shadowed)
             calls = self._log.take()
         for method, call_args, call_kwargs in calls:
             getattr(self.module, method)(*call_args, **call_kwargs)

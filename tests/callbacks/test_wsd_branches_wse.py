@@ -1,4 +1,5 @@
 """WSDCheckpointCallback(branch=True) under strategy "wse": branches are checked device steps the run never sees."""
+import functools
 import warnings
 
 import pytest
@@ -15,13 +16,21 @@ from ..wsd.helpers import BASE_LR, WarmupStableDecayLR, WSDModel, files_in, fit,
 class DeviceModel(WSDModel):
     """Reads nothing on the host inside the step, as strategy "wse" requires; records the run's lr between steps."""
 
+    logged = 0
+
+    def log(self, *args, **kwargs):
+        self.logged += 1
+        super().log(*args, **kwargs)
+
     def on_train_batch_start(self, batch, batch_idx):
         if batch_idx % self.trainer.accumulate_grad_batches == 0:  # between updates, not inside one
             self.lrs.append(float(self.trainer.optimizers[0].param_groups[0]["lr"]))
 
     def training_step(self, batch, batch_idx):
         x, y = batch
-        return torch.nn.functional.mse_loss(self.net(x), y)
+        loss = torch.nn.functional.mse_loss(self.net(x), y)
+        self.log("train_loss", loss)  # host-side bookkeeping for the device; dropped in a branch
+        return loss
 
 
 class StableLR(WarmupStableDecayLR):
@@ -70,6 +79,7 @@ def test_branches_under_strategy_wse_leave_the_run_bit_identical(tmp_path, sched
         assert torch.equal(x, y), key
     assert branched_trainer.optimizers[0].param_groups[0]["lr"] == plain_trainer.optimizers[0].param_groups[0]["lr"] == BASE_LR
     assert branched.lrs == plain.lrs and len(branched.lrs) == 40
+    assert branched.logged == plain.logged == 40 * settings.get("accumulate_grad_batches", 1)  # a branch's are dropped
     # The device counted the run's steps only, and checked the same ones in both runs.
     for report in (strategy.device.report(), plain_strategy.device.report()):
         assert (report.steps, report.captured_step, report.steps_verified, report.violations) == (40, 1, 8, {})
@@ -103,3 +113,54 @@ def test_a_branch_under_strategy_wse_decays_like_the_run_would_have(tmp_path, ch
     assert decaying.lrs[:20] == pytest.approx(pa_update_lrs(20), rel=1e-12, abs=0)
     assert branched.lrs[:16] == decaying.lrs[:16] and branched.lrs[16:] == [BASE_LR] * 24
     assert trainer.strategy.device.report().steps == 40
+
+
+@pytest.mark.slow
+def test_compiled_branches_under_strategy_wse_leave_the_run_bit_identical(tmp_path):
+    """Once verified, the run's steps and the branch's run compiled (the same compiled step, no recompilation)."""
+    strategies = [WSEStrategy(check="strict", compile=True, compile_backend="aot_eager") for _ in range(2)]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*compiled again")
+        _, branched = fit(tmp_path, [WSDCheckpointCallback(save_dir=tmp_path / "ckpt", branch=True)],
+                          model=DeviceModel(WarmupStableDecayLR), trainer=dict(strategy=strategies[0]))
+        _, plain = fit(tmp_path / "plain", [], model=DeviceModel(StableLR), trainer=dict(strategy=strategies[1]))
+    for name, tensor in plain.state_dict().items():
+        assert torch.equal(branched.state_dict()[name], tensor), name
+    assert branched.lrs == plain.lrs
+    assert branched.logged == plain.logged == 40  # recorded in the compiled step, replayed: a branch's are dropped
+    for strategy in strategies:
+        report = strategy.device.report()
+        assert (report.steps, report.recompilations, report.violations) == (40, 0, {})
+
+
+class BranchOnlyOpModel(DeviceModel):
+    """Runs one more operation on batch indices past an epoch's four, which only a branch crossing an epoch end uses."""
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        if batch_idx >= 4:
+            x = x * 1.0
+        return torch.nn.functional.mse_loss(self.net(x), y)
+
+
+def test_a_branch_step_that_changes_the_graph_is_reported_like_a_run_step(tmp_path):
+    """The branch's updates are verified steps of the run's device: under check="strict" the first one
+    (the device's step 17) raises; under "warn" it is warned and counted, and the run goes on. The counts
+    of violations stay; the step count and the verified steps are the run's."""
+    from wse.device import GraphChangeError
+
+    def run(check):
+        strategy = WSEStrategy(check=check, verify_every=1)
+        callback = WSDCheckpointCallback(save_dir=tmp_path / check, branch=True)
+        one_checkpoint = functools.partial(pa_wsd, total_steps=20, num_checkpoints=1)  # decays over updates 17-20
+        fit(tmp_path, [callback], max_steps=20, model=BranchOnlyOpModel(one_checkpoint),
+            trainer=dict(strategy=strategy), data=loader(shuffle=False))
+        return strategy
+
+    with pytest.raises(GraphChangeError, match="step 17 ran a different sequence of operations"):
+        run("strict")
+    with pytest.warns(StaticGraphWarning, match="step 17 ran a different sequence"):
+        strategy = run("warn")
+    report = strategy.device.report()
+    # Warned once, counted at each of the 4 branch updates; the run's own 19 verified steps passed.
+    assert (report.steps, report.steps_verified, report.violations) == (20, 19, {"graph change": 4})
