@@ -2,6 +2,7 @@
 
     python examples/wsd_checkpoints.py                     # 3 checkpoints over 400 steps, about 20 s on a CPU
     python examples/wsd_checkpoints.py --checkpoints 2 --steps 200 --save-dir wsd-out
+    python examples/wsd_checkpoints.py --strategy wse      # every step, branches included, checked by wse's device
 
 A small MLP learns a noisy nonlinear function under pytorch-accelerated's
 ``WSDLrScheduler`` (``wse.compat.pytorch_accelerated``), with checkpoints spaced
@@ -77,6 +78,8 @@ def main():
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--checkpoints", type=int, default=3)
     parser.add_argument("--save-dir", type=Path, default=None, help="default: a temporary directory")
+    parser.add_argument("--strategy", choices=("auto", "wse"), default="auto",
+                        help="'wse': Trainer(strategy='wse'), whose device checks the branches' steps too")
     args = parser.parse_args()
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     L.seed_everything(0, verbose=False)
@@ -89,7 +92,8 @@ def main():
                                       num_checkpoints=args.checkpoints).get_checkpoint_steps()
     run_losses = RunLossAtCheckpoints(checkpoint_steps, validation)
     trainer = L.Trainer(max_steps=args.steps, callbacks=[wsd, run_losses], accelerator="cpu", devices=1, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+                        strategy=args.strategy, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False)
     trainer.fit(model, DataLoader(train, batch_size=64, shuffle=True))
 
     print(f"wrote to {save_dir}:")
@@ -105,6 +109,8 @@ def main():
     print(f"\nthe run ends at lr {trainer.optimizers[0].param_groups[0]['lr']:g}: it never decayed; "
           f"the branches took {sum(p.decay_steps for p in trainer.lr_scheduler_configs[0].scheduler.decay_periods())} "
           f"decay steps on top of its {args.steps}.")
+    if args.strategy == "wse":
+        print(trainer.strategy.device.summary(), "(the run's steps; the branches' were checked as the same steps)")
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-def test_wsd_example_writes_and_compares(tmp_path, monkeypatch, capsys):
-    arguments = ["--steps", "40", "--checkpoints", "2", "--save-dir", str(tmp_path)]
+@pytest.mark.parametrize("strategy", ["auto", "wse"])
+def test_wsd_example_writes_and_compares(tmp_path, monkeypatch, capsys, strategy):
+    arguments = ["--steps", "40", "--checkpoints", "2", "--save-dir", str(tmp_path), "--strategy", strategy]
     monkeypatch.setattr(sys, "argv", ["wsd_checkpoints.py", *arguments])
     threads = torch.get_num_threads()
     lightning_log = logging.getLogger("lightning.pytorch")
@@ -31,3 +32,5 @@ def test_wsd_example_writes_and_compares(tmp_path, monkeypatch, capsys):
     assert [row[0] for row in rows] == ["20", "40"] and all(len(row) == 3 for row in rows)
     assert all(float(value) > 0 for row in rows for value in row[1:])
     assert "it never decayed; the branches took 8 decay steps on top of its 40." in out
+    if strategy == "wse":
+        assert "wse device: 40 steps, step 1 captured and 3 verified against it: no violations" in out
