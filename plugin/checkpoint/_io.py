@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple
 
 import torch
 
+from ._zipwrite import open_for_writing
 from .hub import CheckpointError, LazyStateDict, tensor_info
 
 log = logging.getLogger(__name__)
@@ -274,7 +275,7 @@ def write_safetensors(tensors: Mapping[str, torch.Tensor], path: str, metadata: 
     header.update(entries)
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)
-    with open(path, "wb") as handle:
+    with open(open_for_writing(path), "wb", closefd=True) as handle:
         handle.write(struct.pack("<Q", len(raw)))
         handle.write(raw)
         for name in with_progress(names, tensors, progress):

@@ -29,8 +29,27 @@ _UTF8_FLAG = 0x800
 _PADDING_TAG = 0x4246  # "FB": the extra field torch's writer pads with
 
 
+def open_for_writing(path: str) -> int:
+    """A descriptor writing ``path`` from its start, the file created or emptied.
+
+    The atomic writers hand over a temporary file that exists and is empty; opening it with
+    ``O_TRUNC`` would truncate it all the same, and on ext4 (``auto_da_alloc``) a file
+    truncated to zero is flushed to disk when closed, which makes ``close`` wait for the
+    whole file to be submitted for writing (a quarter of a second per GiB). So the file is
+    truncated only when it has bytes to lose.
+    """
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)
+    try:
+        if os.fstat(descriptor).st_size:
+            os.ftruncate(descriptor, 0)
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return descriptor
+
+
 class ZipWriter:
-    """Write stored records to ``path`` (created or truncated) under ``folder/``.
+    """Write stored records to ``path`` (created or emptied) under ``folder/``.
 
     ``force_zip64`` writes zip64 fields for every record (as a file over 4 GiB needs them),
     so that layout can be checked on small files.
@@ -39,7 +58,7 @@ class ZipWriter:
     def __init__(self, path: str, folder: str = "archive", force_zip64: bool = False):
         self.folder = folder
         self.force_zip64 = force_zip64
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        self._fd = open_for_writing(path)
         self._offset = 0
         self._central: List[Tuple[bytes, int, int, int]] = []  # (name, crc, size, header offset)
         self._closed = False
