@@ -317,17 +317,28 @@ class WSDCheckpointCallback(Callback):
         key = getattr(scheduler, "param_group_field", None) or getattr(scheduler, "param_group_key", None) or "lr"
         return key, scheduler.optimizer.param_groups
 
+    def _value_tensors(self) -> list:
+        """The scheduler's value tensors where it computes its values as tensors, one per group (or None).
+
+        Under strategy "wse" the groups show floats between steps and get these tensors
+        back when the next step begins.
+        """
+        scheduler = self._scheduler
+        last_value = getattr(scheduler, "get_last_value", None)
+        if not getattr(scheduler, "uses_tensor_values", False) or not callable(last_value):
+            return []
+        return [value if isinstance(value, torch.Tensor) else None for value in last_value()]
+
     def _scheduled_values(self) -> List[float]:
         key, groups = self._held_groups()
-        return [float(group[key]) for group in groups]
+        tensors = self._value_tensors()
+        # The value the steps read: a value tensor's own, where there is one (read once, between steps).
+        return [float(tensors[i] if i < len(tensors) and tensors[i] is not None else group[key])
+                for i, group in enumerate(groups)]
 
     def _apply_hold(self) -> None:
         key, groups = self._held_groups()
-        # A scheduler in tensor mode whose groups show floats between steps (strategy "wse") puts its
-        # value tensors back into them when the next step begins: they hold the value too.
-        scheduler = self._scheduler
-        hidden = scheduler.get_last_value() if getattr(scheduler, "uses_tensor_values", False) and callable(
-            getattr(scheduler, "get_last_value", None)) else []
+        hidden = self._value_tensors()  # they hold the value too, or the next step would not
         for index, (group, value) in enumerate(zip(groups, self._hold)):
             targets = [group[key], hidden[index] if index < len(hidden) else None]
             if not isinstance(group[key], torch.Tensor):
@@ -425,5 +436,5 @@ def _dropped_logging(pl_module):
     try:
         yield
     finally:
-        del pl_module.log
-        del pl_module.log_dict
+        vars(pl_module).pop("log", None)
+        vars(pl_module).pop("log_dict", None)

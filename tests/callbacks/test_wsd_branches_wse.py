@@ -164,3 +164,16 @@ def test_a_branch_step_that_changes_the_graph_is_reported_like_a_run_step(tmp_pa
     report = strategy.device.report()
     # Warned once, counted at each of the 4 branch updates; the run's own 19 verified steps passed.
     assert (report.steps, report.steps_verified, report.violations) == (20, 19, {"graph change": 4})
+
+
+@pytest.mark.gpu
+def test_branches_under_strategy_wse_on_cuda_leave_the_run_bit_identical(tmp_path):
+    """On a GPU the schedule's value tensors live on the device; the snapshot and the hold reach them there."""
+    settings = lambda: dict(strategy=WSEStrategy(check="strict"), accelerator="gpu")  # noqa: E731
+    _, branched = fit(tmp_path, [WSDCheckpointCallback(save_dir=tmp_path / "ckpt", branch=True)],
+                      model=DeviceModel(WarmupStableDecayLR), trainer=settings())
+    _, plain = fit(tmp_path / "plain", [], model=DeviceModel(StableLR), trainer=settings())
+    assert next(branched.parameters()).is_cuda
+    for name, tensor in plain.state_dict().items():
+        assert torch.equal(branched.state_dict()[name], tensor), name
+    assert branched.lrs == plain.lrs
