@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple
 
 import torch
 
-from ._zipwrite import open_for_writing
+from ._zipwrite import open_for_writing, write_all
 from .hub import CheckpointError, LazyStateDict, tensor_info
 
 log = logging.getLogger(__name__)
@@ -275,15 +275,18 @@ def write_safetensors(tensors: Mapping[str, torch.Tensor], path: str, metadata: 
     header.update(entries)
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)
-    with open(open_for_writing(path), "wb", closefd=True) as handle:
-        handle.write(struct.pack("<Q", len(raw)))
-        handle.write(raw)
+    descriptor = open_for_writing(path)
+    try:
+        write_all(descriptor, memoryview(struct.pack("<Q", len(raw)) + raw))
         for name in with_progress(names, tensors, progress):
             tensor = tensors[name]
             dtype, shape = entries[name]["dtype"], entries[name]["shape"]
             if _DTYPE_CODES.get(tensor.dtype) != dtype or list(tensor.shape) != shape:
                 raise CheckpointError(f"tensor {name!r} changed while it was written")
-            handle.write(_tensor_bytes(tensor))
+            write_all(descriptor, _tensor_bytes(tensor))
+            del tensor
+    finally:
+        os.close(descriptor)
 
 
 def _element_size(dtype: torch.dtype) -> int:

@@ -125,7 +125,13 @@ class ZipWriter:
         self._closed = True
 
     def _write(self, view: memoryview) -> None:
-        while view.nbytes:
-            written = os.write(self._fd, view)
-            view = view[written:]
-            self._offset += written
+        write_all(self._fd, view)
+        self._offset += view.nbytes
+
+
+def write_all(descriptor: int, view: memoryview) -> None:
+    """Write all of ``view`` (bytes) to ``descriptor``, ``CHUNK`` bytes per system call."""
+    for start in range(0, view.nbytes, CHUNK):
+        chunk = view[start:start + CHUNK]
+        while chunk.nbytes:
+            chunk = chunk[os.write(descriptor, chunk):]
