@@ -116,6 +116,7 @@ class WSDCheckpointCallback(Callback):
         self._hold: Optional[List[float]] = None
         self._pending_metadata: Optional[dict] = None
         self._last_step: Optional[int] = None
+        self._hold_again = False
 
     # -- checks before training -----------------------------------------------------------
 
@@ -133,6 +134,7 @@ class WSDCheckpointCallback(Callback):
     def on_fit_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self.written = []
         self._last_step = None
+        self._hold_again = False
         schedulers = [config.scheduler for config in trainer.lr_scheduler_configs]
         self._scheduler, periods = find_decay_periods(schedulers)
         if self.branch:
@@ -177,6 +179,13 @@ class WSDCheckpointCallback(Callback):
             # A run resumed inside a decay window keeps the stable value it held there.
             if self._hold is not None and self._plan.holds(trainer.global_step):
                 self._apply_hold()
+                # Strategy "wse" shows its schedules' floats after this hook, from their loaded (decayed) state.
+                self._hold_again = True
+
+    def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch, batch_idx) -> None:
+        if self._hold_again:
+            self._hold_again = False
+            self._apply_hold()
 
     # -- the events -----------------------------------------------------------------------
 

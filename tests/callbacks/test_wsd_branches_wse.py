@@ -177,3 +177,24 @@ def test_branches_under_strategy_wse_on_cuda_leave_the_run_bit_identical(tmp_pat
     for name, tensor in plain.state_dict().items():
         assert torch.equal(branched.state_dict()[name], tensor), name
     assert branched.lrs == plain.lrs
+
+
+@pytest.mark.filterwarnings("ignore:Be aware that when using `ckpt_path`")
+def test_a_branch_run_under_strategy_wse_resumed_inside_a_decay_window_holds_the_stable_lr(tmp_path):
+    """Loading the scheduler's state writes its decayed value into its tensors; the resumed run must
+    step with the stable one. Epochs of two batches end at step 18, inside the window [16, 20]."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    every = ModelCheckpoint(dirpath=tmp_path / "every", every_n_train_steps=18, save_top_k=-1)
+    run = dict(data=loader(samples=16, shuffle=False))
+    _, whole = fit(tmp_path, [WSDCheckpointCallback(save_dir=tmp_path / "a", branch=True), every],
+                   model=DeviceModel(WarmupStableDecayLR, dropout=0.0),
+                   trainer=on_wse(enable_checkpointing=True), **run)
+    (inside,) = [p for p in (tmp_path / "every").iterdir() if "step=18" in p.name]
+    _, resumed = fit(tmp_path, [WSDCheckpointCallback(save_dir=tmp_path / "b", branch=True)],
+                     model=DeviceModel(WarmupStableDecayLR, dropout=0.0), trainer=on_wse(), ckpt_path=inside, **run)
+    assert resumed.lrs[:2] == [BASE_LR, BASE_LR]  # updates 19 and 20 run in the window
+    assert resumed.lrs == whole.lrs[-len(resumed.lrs):]
+    for name, tensor in whole.state_dict().items():
+        assert torch.equal(resumed.state_dict()[name], tensor), name
+    assert files_in(tmp_path / "b") == ["checkpoint_36_wsd_pre_decay", "checkpoint_40_wsd_post_decay.pt"]
