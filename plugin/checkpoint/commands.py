@@ -55,7 +55,8 @@ def add_convert_command(commands) -> None:
     command.add_argument("--step", type=int, metavar="N", help="the global step, when the source does not record it")
     command.add_argument("--prefix", metavar="PREFIX",
                          help="for --to lightning: the LightningModule attribute holding the model, with a dot "
-                              "(default 'model.'; '' for none)")
+                              "(default 'model.'; '' for none); for --to cerebras: put before every model name "
+                              "('model.' for the Model Zoo 2.x Trainer; default: a Cerebras source's own, else none)")
     command.add_argument("--train-batch-size", type=int, metavar="N",
                          help="for --to hf-trainer: the per-device batch size recorded in trainer_state.json "
                               "(Trainer warns when it differs from its own)")
