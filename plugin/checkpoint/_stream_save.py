@@ -1,7 +1,8 @@
 """``torch.save`` of a lazily read model, one tensor in memory at a time.
 
 Tensors are pickled as references and their bytes written one at a time, in torch's own
-zip layout.
+zip layout, by ``_zipwrite`` (straight from each tensor's memory, a memory-mapped file's
+pages included, without the copy and the slow checksum of torch's writer).
 
 The file is what ``torch.save`` writes (``data.pkl`` whose tensors rebuild with
 ``torch._utils._rebuild_tensor_v2`` from persistent ``("storage", ...)`` ids, then one
