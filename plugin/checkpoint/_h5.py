@@ -22,6 +22,8 @@ h5py and hdf5plugin are imported only here, on first use (the ``wse[cerebras]`` 
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 import uuid
@@ -535,6 +537,20 @@ def _as_array(tensor: torch.Tensor):
     return tensor.numpy()
 
 
+@contextlib.contextmanager
+def _without_gc() -> Iterator[None]:
+    """Python's cyclic garbage collector paused: writing a leaf makes many small objects (its
+    metadata, h5py handles), which set off collections that walk every object of the process
+    (torch's included), a tenth of the time of writing a GiB. The leaves make no cycles."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def temporary_path(path: str) -> str:
     """Where a checkpoint for ``path`` is written before it is renamed into place (cstorch's pattern)."""
     return f"{path}.{uuid.uuid4().hex[:8]}.tmp"
@@ -569,7 +585,7 @@ def write_tree(tree: Any, path: str, progress: Optional[Callable[[str], None]] =
     documents: Dict[str, str] = {}
     first_holder: Dict[int, Tuple[str, torch.Tensor]] = {}
     try:
-        with open_file(h5py, temporary, "w-") as out:
+        with open_file(h5py, temporary, "w-") as out, _without_gc():
             out.attrs.update(head)
             for leaf in leaves:
                 value = leaf.produce() if leaf.produce is not None else leaf.value
