@@ -13,8 +13,10 @@
             optimizer.zero_grad()
     accelerator.end_training()      # prints the one closing line
 
-Glue only: optimizer state is allocated with ``wse.optim``'s and torch's own layouts,
-steps run on ``wse.device.Device``, hyperparameters are read by ``wse.monitoring``.
+Glue only: optimizer state is allocated by ``wse.optim.preinitialize``, the rules
+(strictness, error types, in-graph schedules) are ``wse.rules``' as for
+``WSEStrategy``, steps run on ``wse.device.Device``, hyperparameters are read by
+``wse.monitoring``.
 """
 from .errors import LaunchError, LazyOptimizerStateError, PrepareError, SchedulerStepError, WSEAccelerateWarning
 from .entry_point import prepare, state

@@ -6,11 +6,11 @@ from typing import Any, Callable, Optional, Union
 
 import torch
 
+from ..optim import preinitialize
 from . import checkpoint
-from .errors import PrepareError
+from .errors import PrepareError, WSEAccelerateWarning
 from .launch import check_launch
-from .options import validate_strict
-from .preinitialize import preinitialize
+from .options import RELAX, validate_strict
 from .run import AccelerateRun
 from .scheduling import PerUpdateScheduler, check_scheduler
 
@@ -139,7 +139,7 @@ def prepare(
             results[index] = wrapper = PerUpdateScheduler(objects[index])
             wrappers.append(wrapper)
 
-    setup = [preinitialize(optimizer, strict) for optimizer in inner]
+    setup = [preinitialize(optimizer, strict, category=WSEAccelerateWarning, relax=RELAX) for optimizer in inner]
     settings = dict(
         check=check, verify_steps=verify_steps, verify_every=verify_every, compile=compile, compile_backend=compile_backend
     )

@@ -1,12 +1,12 @@
-"""The errors and the warning category of the Accelerate integration's rules."""
+"""The errors and the warning category of the Accelerate integration's rules.
 
+``LazyOptimizerStateError`` and ``SchedulerStepError`` are ``wse.rules``' own classes,
+shared with ``wse.lightning``: one ``except`` catches the refusal of either integration.
+``PrepareError`` and ``LaunchError`` are Accelerate's alone.
+"""
+from ..rules import LazyOptimizerStateError, SchedulerStepError, WSERuleWarning
 
-class LazyOptimizerStateError(TypeError):
-    """An optimizer would create its state during its first steps instead of before them."""
-
-
-class SchedulerStepError(RuntimeError):
-    """A scheduler cannot be stepped exactly once per optimizer update."""
+__all__ = ["LazyOptimizerStateError", "SchedulerStepError", "PrepareError", "LaunchError", "WSEAccelerateWarning"]
 
 
 class PrepareError(TypeError):
@@ -17,5 +17,5 @@ class LaunchError(RuntimeError):
     """Several processes were launched but the ``Accelerator`` is not distributed."""
 
 
-class WSEAccelerateWarning(UserWarning):
+class WSEAccelerateWarning(WSERuleWarning):
     """A rule was broken under ``strict="warn"``."""

@@ -1,26 +1,19 @@
-"""How strictly the Accelerate integration enforces its rules (the device validates its own settings)."""
+"""How strictly the Accelerate integration enforces its rules (the device validates its own settings).
+
+The strictness rules are ``wse.rules``' (shared with ``WSEStrategy``), bound to
+``wse.accelerate.prepare``'s name and warning category. Bound with ``partial`` rather
+than wrapped, so that a warning is still attributed to the caller's caller, as
+``rules.enforce`` intends.
+"""
 from __future__ import annotations
 
-import warnings
+import functools
 
+from .. import rules
 from .errors import WSEAccelerateWarning
 
-STRICT_MODES = ("raise", "warn", "off")
+validate_strict = functools.partial(rules.validate_strict, owner="wse.accelerate.prepare")
+enforce = functools.partial(rules.enforce, category=WSEAccelerateWarning)
 
-
-def validate_strict(strict: str) -> str:
-    """``strict`` governs the integration's own refusals (lazy optimizer state, launch)."""
-    if strict not in STRICT_MODES:
-        raise ValueError(
-            f"wse.accelerate.prepare: `strict` must be one of {STRICT_MODES}, got {strict!r}. 'raise' refuses "
-            f"a training setup that breaks the rules, 'warn' warns and goes on, 'off' goes on silently."
-        )
-    return strict
-
-
-def enforce(strict: str, error_type: type, message: str) -> None:
-    """Raise ``error_type(message)``, warn, or do nothing, as ``strict`` says."""
-    if strict == "raise":
-        raise error_type(message)
-    if strict == "warn":
-        warnings.warn(message, WSEAccelerateWarning, stacklevel=3)
+#: How a refusal tells the user of ``wse.accelerate.prepare`` to train anyway.
+RELAX = "pass strict='warn' or strict='off' to wse.accelerate.prepare"

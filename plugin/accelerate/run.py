@@ -30,6 +30,7 @@ from typing import Any, Dict, List
 import torch
 
 from ..device import Device
+from ..rules import schedule_in_graph
 from .errors import SchedulerStepError
 from .loading import load_outside_the_step
 from .options import enforce
@@ -44,28 +45,6 @@ DDP_CAPTURE_STEP = 2
 #: Host reads that are the runtime's, not the step's: torch.optim's eager step counter, and
 #: the grad scaler's check for infinite gradients (dynamic loss scaling is in-graph on a device).
 RUNTIME_HOST_READS = ("torch.optim", "torch.amp")
-
-
-def schedule_in_graph(schedulers: list, device: torch.device):
-    """Switch the schedulers that can to tensor values; return the names of (switched, host-side).
-
-    On the device the schedule is part of the step's graph: its value must be a tensor
-    updated in place, not a Python number a compiled step would read as a constant.
-    float64 where the device has it, so the values are the closed form's, as on the host.
-    """
-    dtype = torch.float32 if device.type == "mps" else torch.float64
-    switched, host_side = [], []
-    for scheduler in schedulers:
-        name = type(scheduler).__name__
-        enable = getattr(scheduler, "enable_tensor_values", None)
-        if getattr(scheduler, "uses_tensor_values", False):
-            switched.append(name)
-        elif callable(enable):
-            enable(device=device, dtype=dtype)
-            switched.append(name)
-        else:
-            host_side.append(name)
-    return switched, host_side
 
 
 class AccelerateRun:
@@ -121,10 +100,15 @@ class AccelerateRun:
 
         multiprocess = accelerator.num_processes > 1
         settings = self.device_settings
+        # The names of the schedules computed in the step (the user may have switched some
+        # already), and of those left host-side, for the setup line.
+        host_side = schedulers
         if settings["check"] != "off" or settings["compile"]:
-            self.schedules = schedule_in_graph(schedulers, accelerator.device)
-        else:
-            self.schedules = ([], [type(s).__name__ for s in schedulers])
+            host_side = schedule_in_graph(schedulers, accelerator.device)[1]
+        self.schedules = (
+            [type(s).__name__ for s in schedulers if not any(s is h for h in host_side)],
+            [type(s).__name__ for s in host_side],
+        )
         unwrapped = [accelerator.unwrap_model(model) for model in models]
         self.device = Device(
             unwrapped[0] if len(unwrapped) == 1 else torch.nn.ModuleList(unwrapped),

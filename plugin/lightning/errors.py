@@ -1,13 +1,13 @@
-"""The errors and the warning category of the Lightning strategy's rules."""
+"""The errors and the warning category of the Lightning strategy's rules.
+
+The errors are ``wse.rules``' own classes, shared with ``wse.accelerate``: catching
+``wse.lightning.LazyOptimizerStateError`` catches the Accelerate integration's too.
+The warning category is the strategy's, a ``WSERuleWarning``.
+"""
+from ..rules import LazyOptimizerStateError, SchedulerStepError, WSERuleWarning
+
+__all__ = ["LazyOptimizerStateError", "SchedulerStepError", "WSEStrategyWarning"]
 
 
-class LazyOptimizerStateError(TypeError):
-    """An optimizer would create its state during its first steps instead of before them."""
-
-
-class SchedulerStepError(RuntimeError):
-    """A scheduler cannot be, or was not, stepped exactly once per optimizer step."""
-
-
-class WSEStrategyWarning(UserWarning):
+class WSEStrategyWarning(WSERuleWarning):
     """A rule of the strategy was broken under ``strict="warn"``, or a setting was changed."""

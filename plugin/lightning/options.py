@@ -1,34 +1,21 @@
 """The options of ``WSEStrategy``: how strictly it enforces its rules, and the device settings."""
 from __future__ import annotations
 
-import warnings
+import functools
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
+from .. import rules
 from .errors import WSEStrategyWarning
 
-STRICT_MODES = ("raise", "warn", "off")
 CHECK_MODES = ("strict", "warn", "off")
 REPLAY_MODES = (None, "cuda_graph")
 
-
-def validate_strict(strict: str) -> str:
-    """``strict`` governs the strategy's own refusals (lazy optimizer state, schedulers)."""
-    if strict not in STRICT_MODES:
-        raise ValueError(
-            f"WSEStrategy: `strict` must be one of {STRICT_MODES}, got {strict!r}. "
-            f"'raise' refuses a training setup that breaks the rules, 'warn' warns and goes on, "
-            f"'off' goes on silently."
-        )
-    return strict
-
-
-def enforce(strict: str, error_type: type, message: str) -> None:
-    """Raise ``error_type(message)``, warn, or do nothing, as ``strict`` says."""
-    if strict == "raise":
-        raise error_type(message)
-    if strict == "warn":
-        warnings.warn(message, WSEStrategyWarning, stacklevel=3)
+# The strictness rules are ``wse.rules``' (shared with ``wse.accelerate``), bound to the
+# strategy's name and warning category. Bound with ``partial`` rather than wrapped, so
+# that a warning is still attributed to the caller's caller, as ``rules.enforce`` intends.
+validate_strict = functools.partial(rules.validate_strict, owner="WSEStrategy")
+enforce = functools.partial(rules.enforce, category=WSEStrategyWarning)
 
 
 def _is_int(value) -> bool:

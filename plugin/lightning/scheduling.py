@@ -13,10 +13,10 @@ parts:
   checks that nothing else stepped them in between and that the hook stepped each once:
   a schedule can never drift from the optimizer's count. In manual optimization it
   reports a ``scheduler.step()`` of the user's at its line.
-* ``schedule_in_graph`` switches the schedulers that can to tensor values, so that the
-  schedule is computed inside the step, as on the device; ``switch_back_to_host_values``
-  undoes it at the end of the fit; ``host_side_message`` says what to use for a
-  scheduler that cannot be switched.
+* ``switch_back_to_host_values`` undoes, at the end of the fit, what
+  ``wse.rules.schedule_in_graph`` did at its start (switch the schedulers that can to
+  tensor values, computed inside the step as on the device); ``host_side_message``
+  says what to use for a scheduler that cannot be switched.
 * ``take_over_scheduler_steps`` keeps Lightning's training loop from stepping those
   schedulers again. In automatic optimization Lightning steps them after
   ``optimizer_step`` has returned, outside the training step the device captures; the
@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 from lightning.pytorch.utilities.rank_zero import rank_zero_debug, rank_zero_warn
@@ -330,32 +330,6 @@ def take_over_scheduler_steps(trainer, is_ours: Callable[[object], bool]) -> Cal
         loop.__dict__.pop("update_lr_schedulers", None)
 
     return undo
-
-
-def schedule_in_graph(schedulers: list, device: torch.device) -> Tuple[list, list]:
-    """Switch every scheduler that can to tensor values; return (switched here, host-side).
-
-    On the device the schedule is part of the step's graph: its value must be a tensor
-    updated in place, not a Python number written into the param groups (which a
-    compiled step would read as a constant). The ``wse.optim`` schedulers can be switched
-    (``enable_tensor_values``); others, such as ``torch.optim.lr_scheduler``'s, stay
-    host-side, and are reported at setup. The tensors are float64 where the device has
-    it: a Python float is a float64, so the optimizer is given the very value it would
-    be given as a host number. A scheduler the user switched already is left as it is
-    (and is in neither list).
-    """
-    dtype = torch.float32 if device.type == "mps" else torch.float64
-    switched, host_side = [], []
-    for scheduler in schedulers:
-        enable = getattr(scheduler, "enable_tensor_values", None)
-        if getattr(scheduler, "uses_tensor_values", False):
-            continue
-        if callable(enable):
-            enable(device=device, dtype=dtype)
-            switched.append(scheduler)
-        else:
-            host_side.append(scheduler)
-    return switched, host_side
 
 
 def switch_back_to_host_values(schedulers: list) -> None:

@@ -15,6 +15,7 @@ from torch.optim import Optimizer
 
 from ..device import Device, HostHyperparameterError, StaticGraphWarning
 from ..device.location import user_location
+from ..rules import schedule_in_graph
 from .errors import SchedulerStepError
 from .fast_step import FastStep
 from .on_device import DDP_CAPTURE_STEP, DDP_HOST_CODE, LIGHTNING_HOST_CODE, StepOnDevice
@@ -27,7 +28,6 @@ from .scheduling import (
     explicit_settings,
     host_side_message,
     make_per_iteration,
-    schedule_in_graph,
     switch_back_to_host_values,
     take_over_scheduler_steps,
 )

@@ -12,6 +12,7 @@ from .lamb import Lamb
 from .lion import Lion
 from .nadam import NAdam
 from .optimizer import Optimizer
+from .preinitialization import preinitialize
 from .radam import RAdam
 from .rmsprop import RMSprop
 from .rprop import Rprop
@@ -46,6 +47,7 @@ __all__ = [
     "configure_scheduler_params",
     "configure_lr_scheduler",
     "SchedulerConfigError",
+    "preinitialize",
     "functional",
     "lr_scheduler",
     "scheduler",
