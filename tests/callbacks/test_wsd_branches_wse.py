@@ -116,8 +116,10 @@ def test_a_branch_under_strategy_wse_decays_like_the_run_would_have(tmp_path, ch
 
 
 @pytest.mark.slow
-def test_compiled_branches_under_strategy_wse_leave_the_run_bit_identical(tmp_path):
+def test_compiled_branches_under_strategy_wse_leave_the_run_bit_identical(tmp_path, request):
     """Once verified, the run's steps and the branch's run compiled (the same compiled step, no recompilation)."""
+    torch._dynamo.reset()  # compiled code is cached per code object: start afresh, and leave nothing behind
+    request.addfinalizer(torch._dynamo.reset)
     strategies = [WSEStrategy(check="strict", compile=True, compile_backend="aot_eager") for _ in range(2)]
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*compiled again")
