@@ -33,10 +33,23 @@ class StaticGraphViolation(RuntimeError):
         super().__init__(message)
 
 
-class LazyOptimizerStateError(StaticGraphViolation):
-    """Optimizer state was created, replaced or reshaped after the first step."""
+class LazyOptimizerStateError(StaticGraphViolation, TypeError):
+    """Optimizer state was created, replaced or reshaped after the first step, or would be.
+
+    One class for both moments the rule is broken: the violation seen while a step runs
+    (``step`` is the step) and the integrations' refusal at setup, before any step runs
+    (``step`` is None). ``wse.rules``, ``wse.lightning`` and ``wse.accelerate`` export this
+    very class, so one ``except`` catches both; it is also a ``TypeError``, as the setup
+    refusal always was.
+    """
 
     kind = "lazy optimizer state"
+
+    def __init__(
+        self, message: str, *, step: Optional[int] = None, location: Optional[Location] = None,
+        library: Optional["LibraryCall"] = None,
+    ):
+        super().__init__(message, step=step, location=location, library=library)
 
 
 class HostSyncError(StaticGraphViolation):

@@ -8,12 +8,10 @@ them under its own name and keeps its own warning category, a subclass of
 """
 
 
-class LazyOptimizerStateError(TypeError):
-    """An optimizer would create its state during its first steps instead of before them.
-
-    Raised at setup, before any step runs. (``wse.device.LazyOptimizerStateError`` is the
-    device's violation of the same rule, seen while a step runs.)
-    """
+# The setup refusal (an optimizer would create its state during its first steps) is the
+# device's own class, so that ``except wse.device.LazyOptimizerStateError`` and
+# ``except wse.rules.LazyOptimizerStateError`` each catch both the refusal and the violation.
+from ..device.errors import LazyOptimizerStateError  # noqa: E402,F401
 
 
 class SchedulerStepError(RuntimeError):

@@ -31,6 +31,21 @@ def test_the_errors_of_both_integrations_are_the_same_classes():
     assert wse.lightning.SchedulerStepError is wse.accelerate.SchedulerStepError is SchedulerStepError
 
 
+def test_one_except_catches_the_setup_refusal_and_the_step_violation_in_either_spelling():
+    import wse.device
+
+    setup_refusal = pytest.raises(wse.device.LazyOptimizerStateError, match="dampening=0.5")
+    with setup_refusal:
+        wse.accelerate.prepare(Accelerator(cpu=True), _net(), torch.optim.SGD(_net().parameters(), lr=0.1,
+                                                                              momentum=0.9, dampening=0.5))
+    assert isinstance(setup_refusal.excinfo.value, TypeError)  # what it always was
+    violation = wse.device.LazyOptimizerStateError("state created late", step=2, location=None)
+    try:
+        raise violation
+    except LazyOptimizerStateError as caught:
+        assert caught.step == 2 and isinstance(caught, wse.device.StaticGraphViolation)
+
+
 def test_except_of_the_lightning_name_catches_the_accelerate_refusal():
     net = _net()
     sgd = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, dampening=0.5)
