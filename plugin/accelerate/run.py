@@ -355,17 +355,18 @@ class AccelerateRun:
 
     def summary(self) -> str:
         """One line: the updates, then the device's own summary (steps, checks, violations)."""
-        return f"wse.accelerate: {self.global_step} updates; {self.device.summary()}"
+        updates = "update" if self.global_step == 1 else "updates"
+        return f"wse.accelerate: {self.global_step} {updates}; {self.device.summary()}"
 
     def describe(self) -> str:
         """One line: what runs where and what is enforced."""
         settings = self.device_settings
-        processes = self.accelerator.num_processes
-        where = f"{processes} processes ({self.accelerator.distributed_type.value})" if processes > 1 else "1 process"
+        where = where_it_runs(self.accelerator.num_processes, self.accelerator.distributed_type,
+                              self.accelerator.device)
         in_graph, host_side = self.schedules
         schedules = ", ".join(in_graph + [f"{name} (host-side)" for name in host_side]) or "none"
         return (
-            f"wse.accelerate on {where}, {self.accelerator.device}: optimizer state allocated "
+            f"wse.accelerate on {where}: optimizer state allocated "
             f"[{'; '.join(self.optimizer_setup)}]; schedulers stepped once per update [{schedules}]; "
             f"device check={settings['check']!r}, verify_steps={settings['verify_steps']}, "
             f"verify_every={settings['verify_every']}, compile={settings['compile']}"
@@ -379,3 +380,10 @@ def _finish_at_exit(reference) -> None:
     run = reference()
     if run is not None and run.global_step and not run.finished:
         run.finish()
+
+
+def where_it_runs(processes: int, distributed_type, device: torch.device) -> str:
+    """``"1 process, cpu"`` or ``"2 processes (MULTI_CPU), cpu"``: the device's type, not the
+    main process's own index, which says nothing of the other processes' devices."""
+    where = f"{processes} processes ({distributed_type.value})" if processes > 1 else "1 process"
+    return f"{where}, {torch.device(device).type}"

@@ -195,3 +195,21 @@ def test_a_user_may_mark_the_step_with_the_device_context_manager():
     report = device.report()
     assert (report.steps, report.steps_verified, report.total_violations) == (6, 3, 0)
     assert wse.accelerate.state(accelerator).global_step == 6
+
+
+def test_the_lines_speak_of_one_update_and_name_the_device_alike_for_any_number_of_processes(capsys):
+    from accelerate.utils import DistributedType
+
+    from wse.accelerate.run import where_it_runs
+
+    accelerator, net, optimizer, data, lr, wd = prepared(data=loader(batch_size=96))
+    for x, y in data:
+        accelerator.backward(torch.nn.functional.mse_loss(net(x), y))
+        optimizer.step()
+        optimizer.zero_grad()
+    accelerator.end_training()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("wse.accelerate: 1 update; wse device: 1 step"), lines
+    assert where_it_runs(1, DistributedType.NO, torch.device("cpu")) == "1 process, cpu"
+    assert where_it_runs(2, DistributedType.MULTI_CPU, torch.device("cpu", 0)) == "2 processes (MULTI_CPU), cpu"
+    assert where_it_runs(1, DistributedType.NO, torch.device("cuda", 0)) == "1 process, cuda"
