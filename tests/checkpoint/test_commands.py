@@ -119,3 +119,20 @@ def test_the_cli_module_imports_no_torch():
     code = "import sys, wse.cli; wse.cli.build_parser(); print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_convert_to_accelerate_notes_kept_param_groups_once(tmp_path, capsys):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    optimizer = torch.optim.AdamW([{"params": net[0].parameters(), "weight_decay": 0.1},
+                                   {"params": net[1].parameters(), "weight_decay": 0.0}], lr=0.01)
+    net(torch.randn(2, 4)).sum().backward()
+    optimizer.step()
+    torch.save({"model": net.state_dict(), "optimizer": optimizer.state_dict(), "step": 1}, tmp_path / "train.pt")
+    code = main(["convert", str(tmp_path / "train.pt"), str(tmp_path / "acc"), "--to", "accelerate"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    printed = out.out + out.err
+    assert printed.count("kept the source's 2 param groups") == 1, printed
+    assert f"{tmp_path / 'acc'}: kept the source's 2 param groups" in printed
+    assert "note: : " not in printed

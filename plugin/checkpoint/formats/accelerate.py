@@ -119,9 +119,12 @@ def _step(checkpoint: Checkpoint, sidecar: Mapping[str, Any], path: str) -> Opti
 
 
 def _fitted_groups(checkpoint: Checkpoint, param_groups: str) -> List[Dict[str, Any]]:
+    """The groups (parameter names) the written optimizer holds: the fitting that wrote it,
+    again, on a view with its own metadata, so its notes are not recorded a second time."""
     from .._translate import fit_groups
 
-    return fit_groups(checkpoint, checkpoint.optimizers[0], param_groups, "")[0].param_groups
+    view = Checkpoint(model=checkpoint.model, metadata=dict(checkpoint.metadata, notes=[]))
+    return fit_groups(view, checkpoint.optimizers[0], param_groups, "")[0].param_groups
 
 
 def write(checkpoint: Checkpoint, path: str, *, overwrite: bool = False, param_groups: str = "auto",
