@@ -9,7 +9,7 @@ from safetensors.torch import load_file, save_file
 from wse.checkpoint import LazyStateDict, convert, detect, load, save
 from wse.checkpoint.formats import canonical, get, names
 
-from .helpers import gpt2, quiet_logs
+from .helpers import QUIET as QUIET_TRAINER, gpt2, quiet_logs
 
 
 @pytest.fixture(autouse=True)
@@ -254,3 +254,62 @@ def test_a_manually_optimized_module_resumes_at_the_step_too(tmp_path):
     trainer = L.Trainer(max_steps=4, **QUIET)
     trainer.fit(module, tokens_loader(), ckpt_path=str(tmp_path / "resume.ckpt"))
     assert (trainer.global_step, module.steps_run) == (4, 1)
+
+
+def _tiny_lightning_module():
+    import lightning as L
+
+    class Tiny(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.model = torch.nn.Linear(4, 1)
+
+        def training_step(self, batch, batch_idx):
+            return self.model(batch[0]).pow(2).mean()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    return Tiny()
+
+
+def _tiny_loader(batches: int):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    return DataLoader(TensorDataset(torch.randn(2 * batches, 4)), batch_size=2)
+
+
+def test_lightning_epochs_done_after_fit_ends_and_at_an_epoch_end(tmp_path):
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    every_epoch = ModelCheckpoint(dirpath=tmp_path, filename="{epoch}", save_top_k=-1)
+    trainer = L.Trainer(max_steps=6, callbacks=[every_epoch],
+                        **dict(QUIET_TRAINER, enable_checkpointing=True))
+    trainer.fit(_tiny_lightning_module(), _tiny_loader(batches=2))  # 3 epochs of 2 batches
+    trainer.save_checkpoint(tmp_path / "final.ckpt")
+    assert torch.load(tmp_path / "final.ckpt", weights_only=True)["epoch"] == 3  # Lightning: 3 epochs done
+    assert load(tmp_path / "final.ckpt").metadata["epoch"] == 3.0
+    # ModelCheckpoint saves on the last batch of epoch 0, before the epoch is counted completed
+    assert torch.load(tmp_path / "epoch=0.ckpt", weights_only=True)["epoch"] == 0
+    assert load(tmp_path / "epoch=0.ckpt").metadata["epoch"] == 1.0
+
+
+def test_a_checkpoint_without_step_written_for_lightning_has_done_no_epoch_and_starts_fresh(tmp_path):
+    import lightning as L
+
+    save_file(_tiny_lightning_module().model.state_dict(), str(tmp_path / "model.safetensors"))
+    convert(tmp_path / "model.safetensors", tmp_path / "start.ckpt", to="lightning")
+    assert load(tmp_path / "start.ckpt").metadata["epoch"] == 0.0
+
+    class Probe(L.Callback):
+        def on_train_start(self, trainer, pl_module):
+            self.start = (trainer.global_step, trainer.current_epoch)
+
+    probe = Probe()
+    trainer = L.Trainer(max_steps=3, callbacks=[probe], **QUIET_TRAINER)
+    trainer.fit(_tiny_lightning_module(), _tiny_loader(batches=2), ckpt_path=str(tmp_path / "start.ckpt"))
+    assert probe.start == (0, 0)
+    fresh = L.Trainer(max_steps=3, **QUIET_TRAINER)
+    fresh.fit(_tiny_lightning_module(), _tiny_loader(batches=2))
+    assert (trainer.global_step, trainer.current_epoch) == (fresh.global_step, fresh.current_epoch) == (3, 2)

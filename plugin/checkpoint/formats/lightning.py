@@ -93,13 +93,20 @@ def _per_optimizer(param_names: Any) -> bool:
 
 def _epochs_done(obj: Mapping) -> Optional[float]:
     """Epochs completed, counting the one a last-batch checkpoint closes (the hub's meaning,
-    Trainer's ``epoch``); Lightning's own ``epoch`` is the index of the current epoch."""
+    Trainer's ``epoch``); Lightning's own ``epoch`` is the index of the current epoch.
+
+    The fit loop counts an epoch ``started`` when it begins and ``completed`` after its
+    epoch-end hooks; ``ModelCheckpoint`` saves on the last batch, in between
+    (``completed < started``), so that epoch is done but not yet counted. A checkpoint saved
+    after ``fit`` (``completed == started``) has counted it already."""
     loop = (obj.get("loops") or {}).get("fit_loop") or {}
     completed = _dig(loop, ("epoch_progress", "total", "completed"))
     if completed is None:
         return None
+    started = _dig(loop, ("epoch_progress", "total", "started"))
     last = bool(_dig(loop, ("epoch_loop.batch_progress", "is_last_batch")))
-    return float(completed + (1 if last else 0))
+    closing = last and isinstance(started, int) and completed < started
+    return float(completed + (1 if closing else 0))
 
 
 def _dig(tree: Mapping, path) -> Any:
@@ -124,9 +131,11 @@ def write(checkpoint: Checkpoint, path: str, *, overwrite: bool = False, prefix:
     if step == 0 and optimizers and any(opt["state"] for opt in optimizers):
         raise CheckpointError(f"{path}: the source does not record its global step, which Lightning needs to "
                               "resume; pass step=N (--step N)")
-    epoch = _finishing_epoch(checkpoint.metadata.get("epoch"))
+    # a source that has taken no step has closed no epoch: its fit starts at epoch 0, batch 0
+    untrained = step == 0 and not checkpoint.metadata.get("epoch")
+    epoch = None if untrained else _finishing_epoch(checkpoint.metadata.get("epoch"))
     payload: Dict[str, Any] = {
-        "epoch": epoch,
+        "epoch": epoch or 0,
         "global_step": step,
         "pytorch-lightning_version": _lightning_version(),
         "state_dict": N.add_prefix(_model_for_save(checkpoint.model), prefix or ""),
@@ -170,14 +179,21 @@ def _progress(count: int, processed: bool = True, started: bool = True, complete
     return out
 
 
-def loops(step: int, epoch: int, scheduler_steps: int = 0) -> Dict[str, Any]:
+def loops(step: int, epoch: Optional[int], scheduler_steps: int = 0) -> Dict[str, Any]:
     """Lightning 2.x loop state after ``step`` optimizer steps, at the end of epoch ``epoch``,
     as its ``ModelCheckpoint`` records it on the last batch of an epoch (so that the resumed fit
-    starts epoch ``epoch + 1`` at its first batch with ``global_step == step``)."""
-    batches = {"current": _progress(step, completed=max(step - 1, 0)), "total": _progress(step, completed=max(step - 1, 0)),
-               "is_last_batch": True}
+    starts epoch ``epoch + 1`` at its first batch with ``global_step == step``). ``epoch`` None:
+    nothing has run (a fresh fit's state: epoch 0, batch 0, no epoch done)."""
     zero = {"current": _progress(0), "total": _progress(0)}
     idle_batches = dict(zero, is_last_batch=False)
+    if epoch is None:
+        batches, epochs = idle_batches, zero
+    else:
+        done = max(step - 1, 0)
+        batches = {"current": _progress(step, completed=done), "total": _progress(step, completed=done),
+                   "is_last_batch": True}
+        epochs = {"current": _progress(epoch + 1, completed=epoch) | {"processed": epoch},
+                  "total": _progress(epoch + 1, completed=epoch) | {"processed": epoch}}
     optim = {"optimizer": {
         "step": {"current": {"ready": step, "completed": step}, "total": {"ready": step, "completed": step}},
         "zero_grad": {"current": _progress(step, processed=False), "total": _progress(step, processed=False)},
@@ -196,8 +212,7 @@ def loops(step: int, epoch: int, scheduler_steps: int = 0) -> Dict[str, Any]:
                                                                "total": {"ready": step, "completed": step}},
         "epoch_loop.val_loop.state_dict": {},
         "epoch_loop.val_loop.batch_progress": idle_batches,
-        "epoch_progress": {"current": _progress(epoch + 1, completed=epoch) | {"processed": epoch},
-                           "total": _progress(epoch + 1, completed=epoch) | {"processed": epoch}},
+        "epoch_progress": epochs,
     }
     return {
         "fit_loop": fit_loop,
