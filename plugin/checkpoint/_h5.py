@@ -91,11 +91,9 @@ def open_file(h5py, path: str, mode: str):
     """``h5py.File`` with HDF5's file locking where the file system supports it (as cstorch opens
     its files): a read-only or network file system must not make a checkpoint unreadable.
 
-    Reading goes without HDF5's chunk cache: every tensor is read whole, each chunk once, so
-    the cache would only add a copy of every chunk on the way to the array."""
-    if mode == "r":
-        return h5py.File(path, mode, locking="best-effort", rdcc_nbytes=0)
-    return h5py.File(path, mode, locking="best-effort")
+    HDF5's chunk cache is off: every tensor is read or written whole, each chunk once, so the
+    cache would only add a copy of every chunk on its way (about a tenth of the time)."""
+    return h5py.File(path, mode, locking="best-effort", rdcc_nbytes=0)
 
 
 def has_hdf5_signature(path: str) -> bool:
