@@ -7,7 +7,7 @@ record's data starting at a multiple of 64 bytes, as ``torch.load(mmap=True)`` n
 zip64 fields where a size or offset passes 4 GiB) but checksums with ``zlib.crc32``
 (vectorised in current zlib) one cache-sized chunk at a time and writes each chunk
 straight from the tensor's memory with ``os.write``. Each local header is written first
-with a zero CRC, which is patched in with ``os.pwrite`` once the record is written, so no
+with a zero CRC, which is patched in once the record is written, so no
 data descriptor is needed and every reader (Python's ``zipfile``, ``unzip``, miniz) checks
 the CRCs.
 """
@@ -93,7 +93,7 @@ class ZipWriter:
             chunk = view[start:start + CHUNK]
             crc = zlib.crc32(chunk, crc)
             self._write(chunk)
-        os.pwrite(self._fd, struct.pack("<I", crc), header_offset + 14)
+        _write_at(self._fd, struct.pack("<I", crc), header_offset + 14)
         self._central.append((encoded, crc, size, header_offset))
 
     def close(self) -> None:
@@ -127,6 +127,17 @@ class ZipWriter:
     def _write(self, view: memoryview) -> None:
         write_all(self._fd, view)
         self._offset += view.nbytes
+
+
+def _write_at(descriptor: int, data: bytes, offset: int) -> None:
+    """Overwrite bytes at ``offset``, leaving the file position where it was."""
+    if hasattr(os, "pwrite"):
+        os.pwrite(descriptor, data, offset)
+        return
+    position = os.lseek(descriptor, 0, os.SEEK_CUR)  # Windows has no pwrite
+    os.lseek(descriptor, offset, os.SEEK_SET)
+    os.write(descriptor, data)
+    os.lseek(descriptor, position, os.SEEK_SET)
 
 
 def write_all(descriptor: int, view: memoryview) -> None:

@@ -120,3 +120,14 @@ def test_lightning_resumes_from_a_checkpoint_converted_from_safetensors(tmp_path
     for name, tensor in source.state_dict().items():
         assert torch.equal(probe.weights[name], tensor), name
     assert set(load(tmp_path / "resume.ckpt").model) == set(source.state_dict())
+
+
+def test_without_pwrite_the_crcs_are_patched_in_all_the_same(tmp_path, monkeypatch):
+    monkeypatch.delattr("os.pwrite")  # as on Windows
+    with ZipWriter(str(tmp_path / "out.zip")) as writer:
+        writer.write_record("a", b"first record")
+        writer.write_record("b", bytes(range(256)) * 100)
+    with zipfile.ZipFile(tmp_path / "out.zip") as archive:
+        assert archive.testzip() is None
+        assert archive.read("archive/a") == b"first record"
+        assert archive.read("archive/b") == bytes(range(256)) * 100
