@@ -235,7 +235,7 @@ class Scheduler(torch.optim.lr_scheduler.LRScheduler, ABC):
         elif self._step_tensor is None:
             self._step_on_host()
         else:
-            self._step_in_graph()
+            self._step_tensor_values()
 
     def _step_on_host(self) -> None:
         # Kept lean: it runs on every training step.
@@ -247,10 +247,21 @@ class Scheduler(torch.optim.lr_scheduler.LRScheduler, ABC):
         for index, scale in plan:
             groups[index][key] = last[index] = value * scale
 
-    def _step_in_graph(self) -> None:
-        # Only tensor operations here, so that a compiled step containing this one is
-        # the same graph at every step; the Python counters advance outside it.
-        self._count_step_on_host()
+    @host_only
+    def _step_tensor_values(self) -> None:
+        """Advance the Python counters and write the schedule's value into the tensor buffers.
+
+        The whole of it runs outside compiled graphs: the counters must (a traced count
+        would specialise the step's graph on every new value), and the evaluation then
+        does too. Left to dynamo, the evaluation after that graph break would be the one
+        frame it compiles at top level, ``Schedule.__call__``, shared by every schedule
+        class and guarded on each one's type and constants: after 8 of them in a process
+        (the recompile limit) it would silently stop being compiled. Eager, it costs a few
+        small tensor operations per step whatever the number of schedules, and the buffers
+        the compiled optimizer step reads are the same tensors at every step.
+        """
+        self.last_epoch += 1
+        self._step_count += 1
         self._step_tensor.add_(1)
         plan = self._write_plan()
         buffers = self._value_tensors
@@ -261,12 +272,6 @@ class Scheduler(torch.optim.lr_scheduler.LRScheduler, ABC):
             buffer.copy_(value * scale)
             if groups[index].get(key) is not buffer:  # replaced by an optimizer's load_state_dict
                 groups[index][key] = buffer
-
-    @host_only
-    def _count_step_on_host(self) -> None:
-        """Advance the Python step counters; never traced, so they never specialise a graph."""
-        self.last_epoch += 1
-        self._step_count += 1
 
     def update_last_value(self) -> None:
         """Compute the value at ``last_epoch`` and write it into the targeted groups."""
