@@ -94,14 +94,9 @@ class DeviceReport:
     def format(self) -> str:
         """The detail, on a few lines: steps, checks, what was not checked, graph, memory, violations."""
         checked = self.check != "off"
-        if not checked:
-            head = "none checked"
-        elif self.captured:
-            head = f"{self.steps_verified} verified against the captured step"
-        else:
-            head = "none captured"
-        lines = [f"wse device: {_count(self.steps, 'step')}, {head} (check={self.check!r}), run {self.execution}"]
-        lines.append(f"checked: {self._checked()}")
+        # The first line is the summary itself, so that the end-of-run line and the report agree.
+        lines = [self.summary()]
+        lines.append(f"checked (check={self.check!r}): {self._checked()}" if checked else f"checked: {self._checked()}")
         unchecked = self._unchecked()
         if unchecked:
             lines.append(f"not checked: {unchecked}")

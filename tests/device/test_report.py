@@ -27,7 +27,9 @@ def test_the_report_of_a_clean_run():
     text = report.format()
     lines = text.splitlines()
     assert 3 <= len(lines) <= 6
-    assert "7 steps, 3 verified" in lines[0]
+    assert lines[0] == report.summary() == (
+        "wse device: 7 steps, step 1 captured and 3 verified against it: no violations")
+    assert lines[1].startswith("checked (check='strict'): step 1 captured; 3 later steps verified against it")
     assert f"{report.graph_ops} operations" in text
     assert "violations: none" in text
 
@@ -74,10 +76,10 @@ def test_check_off_says_that_nothing_was_checked():
     assert (report.steps, report.steps_checked, report.steps_inputs_compared) == (6, 0, 0)
     assert device.summary() == "wse device: 6 steps, checks off: nothing captured or verified"
     text = report.format()
-    assert "none checked (check='off')" in text.splitlines()[0]
+    assert text.splitlines()[0] == device.summary()
     assert "checked: nothing (check='off' installs nothing" in text
     assert "violations: not looked for (check='off')" in text
-    assert "violations: none" not in text and "verified" not in text.splitlines()[0]
+    assert "violations: none" not in text
 
 
 def test_a_clean_checked_run_says_what_was_checked_and_what_was_not():
@@ -87,7 +89,8 @@ def test_a_clean_checked_run_says_what_was_checked_and_what_was_not():
     assert (report.steps_checked, report.steps_unchecked, report.steps_inputs_compared) == (3, 6, 6)
     assert device.summary() == "wse device: 9 steps, step 1 captured and 2 verified against it: no violations"
     text = report.format()
-    assert "checked: step 1 captured; 2 later steps verified against it" in text
+    assert text.splitlines()[0] == device.summary()
+    assert "checked (check='strict'): step 1 captured; 2 later steps verified against it" in text
     assert "the inputs of 6 other steps compared with the captured ones" in text
     assert "not checked: the operations, host reads and optimizer state of the 6 steps neither captured nor verified" in text
     assert "host reads in torch.optim (allowed)" in text
@@ -104,7 +107,7 @@ def test_a_run_that_ends_before_the_captured_step_says_nothing_was_verified():
     device = run(1, capture_step=2)
     assert device.summary() == "wse device: 1 step, none captured (the device captures step 2): nothing verified"
     text = device.report().format()
-    assert "checked: nothing (the device captures step 2; the run had 1)" in text
+    assert "checked (check='strict'): nothing (the device captures step 2; the run had 1)" in text
     assert "violations: none found, but no step was captured or verified" in text
 
 

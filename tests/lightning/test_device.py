@@ -84,7 +84,9 @@ def test_a_clean_model_that_logs_passes_strict_mode_and_the_report_is_logged():
     assert text not in lines and not any(line.startswith("graph:") for line in lines)
     (end,) = [line for line in lines if line.startswith("wse") and "8 steps" in line]
     assert "no violations" in end and "\n" not in end
-    assert "8 steps, 3 verified" in text and "violations: none" in text and "optimizer state" in text
+    assert text.splitlines()[0] == report.summary()
+    assert "8 steps, step 1 captured and 3 verified" in text.splitlines()[0]
+    assert "violations: none" in text and "optimizer state" in text
 
 
 def test_preinitialized_state_makes_step_one_the_graph():
