@@ -1,10 +1,14 @@
 """Two CPU processes (gloo): the schedules step once per update on every rank, not num_processes times."""
 import json
 import os
+import socket
+import tempfile
 
 import pytest
 import torch
-from accelerate import Accelerator, debug_launcher
+from accelerate import Accelerator
+from accelerate.utils import PrepareForLaunch, patch_environment
+from torch.multiprocessing import start_processes
 
 import wse.accelerate
 
@@ -41,9 +45,33 @@ def train_on_each_rank(output_dir: str) -> None:
         json.dump(result, handle)
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def launch_on_cpu(function, args, num_processes: int = 2) -> None:
+    """``accelerate.debug_launcher``, but with fresh (spawned) processes instead of forks.
+
+    A forked child inherits the parent's OpenMP thread pool, which is not fork-safe: after
+    other tests have run parallel CPU ops in the parent, the child hangs in its first op.
+    """
+    with tempfile.TemporaryDirectory() as scratch, patch_environment(
+        world_size=num_processes,
+        master_addr="127.0.0.1",
+        master_port=str(_free_port()),
+        accelerate_mixed_precision="no",
+        accelerate_debug_rdv_file=os.path.join(scratch, "rendezvous"),
+        accelerate_use_cpu="yes",
+        gloo_socket_ifname="lo",
+    ):
+        start_processes(PrepareForLaunch(function, debug=True), args=args, nprocs=num_processes, start_method="spawn")
+
+
 @pytest.mark.slow
 def test_two_processes_step_each_schedule_once_per_update_with_identical_values(tmp_path):
-    debug_launcher(train_on_each_rank, args=(str(tmp_path),), num_processes=2)
+    launch_on_cpu(train_on_each_rank, args=(str(tmp_path),))
     ranks = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in range(2)]
     assert ranks[0]["processes"] == ranks[1]["processes"] == 2
     # 96 samples, batches of 8 split over 2 ranks, 2 micro-batches per update: 3 updates per epoch.
