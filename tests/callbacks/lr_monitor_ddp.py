@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+import torch
 import lightning as L
 
 import wse  # noqa: F401  (registers strategy "wse")
@@ -38,6 +39,10 @@ def main(out):
     options = dict(QUIET, devices=2, strategy="wse", max_steps=STEPS, logger=logger)
     trainer = L.Trainer(**options, callbacks=[LearningRateMonitor(), Report(out, logger)])
     trainer.fit(Module(tagged_lr_and_wd), data(batches=2 * STEPS))
+    # Lightning leaves the process group to the interpreter's exit, where gloo's threads can
+    # still be running and abort the process ("terminate called without an active exception").
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -101,6 +101,10 @@ def main(out):
         enable_model_summary=False,
     )
     trainer.fit(TinyModel(configure), loader(batches=8))
+    # Lightning leaves the process group to the interpreter's exit, where gloo's threads can
+    # still be running and abort the process ("terminate called without an active exception").
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -65,6 +65,10 @@ def main(out):
     L.seed_everything(0, verbose=False)
     # 64 samples: 4 batches of 8 per process and epoch.
     trainer.fit(WSDModel(), loader(samples=64, shuffle=True))
+    # Lightning leaves the process group to the interpreter's exit, where gloo's threads can
+    # still be running and abort the process ("terminate called without an active exception").
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
