@@ -368,7 +368,13 @@ def _adafactor_entry(entry: Dict[str, Any], layout: str) -> Dict[str, Any]:
             else:
                 out[_ADAFACTOR_TO_HF.get(key, key)] = value
         return out
-    out = {}
+    # transformers' extras (RMS, exp_avg) have no place in torch's Adafactor
+    return _torch_adafactor_names(entry, keep_extras=False)
+
+
+def _torch_adafactor_names(entry: Mapping[str, Any], keep_extras: bool) -> Dict[str, Any]:
+    """transformers' Adafactor state under torch's names, with the reduced dims put back."""
+    out: Dict[str, Any] = {}
     for key, value in entry.items():
         if key == "exp_avg_sq_row":
             out["row_var"] = value.unsqueeze(-1)
@@ -376,9 +382,7 @@ def _adafactor_entry(entry: Dict[str, Any], layout: str) -> Dict[str, Any]:
             out["col_var"] = value.unsqueeze(-2)
         elif key == "exp_avg_sq":
             out["variance"] = value
-        elif key in ("RMS", "exp_avg"):
-            continue  # transformers' extras; torch's Adafactor has neither
-        else:
+        elif keep_extras or key not in ("RMS", "exp_avg"):
             out[key] = value
     return out
 
@@ -386,17 +390,8 @@ def _adafactor_entry(entry: Dict[str, Any], layout: str) -> Dict[str, Any]:
 def to_hub_adafactor_names(opt: OptimizerState) -> None:
     """Rename a transformers-layout Adafactor state to torch's names in place (hub form)."""
     for name, entry in list(opt.state.items()):
-        out = {}
-        for key, value in entry.items():
-            if key == "exp_avg_sq_row":
-                out["row_var"] = value.unsqueeze(-1)
-            elif key == "exp_avg_sq_col":
-                out["col_var"] = value.unsqueeze(-2)
-            elif key == "exp_avg_sq":
-                out["variance"] = value
-            else:
-                out[key] = value  # RMS and exp_avg stay: a transformers writer puts them back
-        opt.state[name] = out
+        # RMS and exp_avg stay in the hub: a transformers writer puts them back
+        opt.state[name] = _torch_adafactor_names(entry, keep_extras=True)
 
 
 def _group(opt: OptimizerState, group: Mapping[str, Any], layout: str, where: str, approximate: bool) -> Dict[str, Any]:
